@@ -326,7 +326,6 @@ export class GraphBuilder {
     const mean = this.uniform(`${name}.running_mean`, [c], -0.1, 0.1);
     const variance = this.uniform(`${name}.running_var`, [c], 0.5, 1.5);
     const attrs: Record<string, AttrValue> = { epsilon: { float: 1e-5 } };
-    if (this.opset < 7) attrs.is_test = 1;
     if (this.opset < 9) attrs.spatial = 1;
     return this.node('BatchNormalization', [x, scale, bias, mean, variance], attrs, { name })[0];
   }
