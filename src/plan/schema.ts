@@ -1,0 +1,99 @@
+import { z } from 'zod';
+
+/** Version of the plan format; bump on any incompatible change. */
+export const PLAN_VERSION = 1;
+
+const int = z.number().int();
+const nat = int.nonnegative();
+
+export const tileRegionSchema = z.object({ y0: int, y1: int, x0: int, x1: int }).strict();
+export type TileRegionJson = z.infer<typeof tileRegionSchema>;
+
+export const tensorInfoSchema = z.object({ name: z.string().min(1), shape: z.array(nat) }).strict();
+
+/** JSON has no -Infinity; MaxPool borders are filled with it. */
+export const fillSchema = z.union([z.number(), z.literal('-inf')]);
+
+/**
+ * A run-time Pad inserted into a group's sub-model. Its per-tile value is
+ * `[top, left, bottom, right]`: positive values pad with `fill` (image borders), negative values
+ * crop (a tensor computed over a larger region than this consumer needs).
+ */
+export const runtimePadSchema = z.discriminatedUnion('use', [
+  z.object({ use: z.literal('input'), name: z.string(), node: nat, input: nat, tensor: z.string(), fill: fillSchema }).strict(),
+  z.object({ use: z.literal('output'), name: z.string(), tensor: z.string() }).strict(),
+  /** AveragePool divisor mask: ones over the tile input, padded by mask1 (fill 1) then mask2 (fill 0). */
+  z.object({ use: z.enum(['mask1', 'mask2']), name: z.string(), node: nat, tensor: z.string() }).strict(),
+]);
+export type RuntimePad = z.infer<typeof runtimePadSchema>;
+
+export const tileSchema = z.object({
+  index: nat,
+  row: nat,
+  col: nat,
+  /** Regions of the group's spatial inputs this tile reads (halo included, clipped to the map). */
+  inputs: z.array(z.object({ tensor: z.string(), region: tileRegionSchema }).strict()),
+  /** Where this tile's outputs land in each group output map. */
+  outputs: z.array(z.object({ tensor: z.string(), region: tileRegionSchema }).strict()),
+  params: z.record(z.string(), z.tuple([int, int, int, int])),
+  flops: z.number().nonnegative(),
+}).strict();
+export type Tile = z.infer<typeof tileSchema>;
+
+const subModelInfo = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: nat, opset: nat }).strict();
+
+export const groupStageSchema = z.object({
+  kind: z.literal('group'),
+  id: nat,
+  label: z.string(),
+  /** Indices into the model's graph.node (names are optional in ONNX). */
+  nodes: z.array(nat).min(1),
+  grid: z.object({ rows: int.positive(), cols: int.positive() }).strict(),
+  inputs: z.array(tensorInfoSchema.extend({ spatial: z.boolean() }).strict()),
+  outputs: z.array(tensorInfoSchema),
+  runtimePads: z.array(runtimePadSchema),
+  tiles: z.array(tileSchema).min(1),
+  flops: z.object({ full: z.number().nonnegative(), tiles: z.number().nonnegative(), redundancy: z.number().nonnegative() }).strict(),
+  bytes: z.object({ weights: nat, tileInputs: nat, tileOutputs: nat, fullInput: nat }).strict(),
+  subModel: subModelInfo,
+}).strict();
+export type GroupStage = z.infer<typeof groupStageSchema>;
+
+export const masterStageSchema = z.object({
+  kind: z.literal('master'),
+  id: nat,
+  label: z.string(),
+  nodes: z.array(nat).min(1),
+  inputs: z.array(tensorInfoSchema.extend({ shape: z.array(nat).optional() }).strict()),
+  outputs: z.array(tensorInfoSchema.extend({ shape: z.array(nat).optional() }).strict()),
+  /** Why these nodes are not tiled (first reason per op type). */
+  reasons: z.record(z.string(), z.string()),
+  flops: z.number().nonnegative(),
+  subModel: subModelInfo,
+}).strict();
+export type MasterStage = z.infer<typeof masterStageSchema>;
+
+export const stageSchema = z.discriminatedUnion('kind', [groupStageSchema, masterStageSchema]);
+export type Stage = z.infer<typeof stageSchema>;
+
+export const planSchema = z.object({
+  version: z.literal(PLAN_VERSION),
+  model: z.object({ name: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: nat, opset: nat }).strict(),
+  input: tensorInfoSchema,
+  outputs: z.array(tensorInfoSchema),
+  stages: z.array(stageSchema).min(1),
+  summary: z.object({
+    groups: nat,
+    tiles: nat,
+    masterStages: nat,
+    /** Monolithic FLOPs of the tiled part, the tiles' FLOPs, and their ratio. */
+    flops: z.number().nonnegative(),
+    tileFlops: z.number().nonnegative(),
+    redundancy: z.number().nonnegative(),
+    masterFlops: z.number().nonnegative(),
+    subModelBytes: nat,
+  }).strict(),
+}).strict();
+export type Plan = z.infer<typeof planSchema>;
+
+export const planJsonSchema = () => z.toJSONSchema(planSchema);

@@ -1,0 +1,55 @@
+import { buildGraph, type IrGraph, type IrNode } from '../graph/ir.ts';
+import { inferShapes, type ShapeInfo } from '../graph/shapes.ts';
+import { decodeModel, sha256 } from '../onnx/model-io.ts';
+import { planSchema, type Plan } from '../plan/schema.ts';
+import { buildGroupModel, buildMasterModel } from './submodel.ts';
+import { PlanMismatchError } from './errors.ts';
+
+/** Validates plan JSON; the error lists every schema issue with its path. */
+export function parsePlan(json: unknown, source = 'plan'): Plan {
+  const r = planSchema.safeParse(json);
+  if (!r.success) {
+    const issues = r.error.issues.slice(0, 8).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new PlanMismatchError(`${source} is not a valid plan (${issues})`);
+  }
+  return r.data;
+}
+
+export interface MaterializedPlan {
+  plan: Plan;
+  graph: IrGraph;
+  info: ShapeInfo;
+  subModels: Map<number, Uint8Array>;
+}
+
+/**
+ * Rebuilds every stage's sub-model from the model and the plan, and checks both hashes: a plan
+ * only runs against the exact model it was made for, and sub-models are derived, never stored
+ * in the plan.
+ */
+export function materializePlan(modelBytes: Uint8Array, plan: Plan, label = plan.model.name): MaterializedPlan {
+  const hash = sha256(modelBytes);
+  if (hash !== plan.model.sha256) {
+    throw new PlanMismatchError(`plan was made for model sha256 ${plan.model.sha256.slice(0, 12)}…, this model is ${hash.slice(0, 12)}…`, { model: label });
+  }
+  const graph = buildGraph(decodeModel(modelBytes, label), label);
+  const info = inferShapes(graph, { [plan.input.name]: plan.input.shape });
+  const byIndex = new Map<number, IrNode>(graph.nodes.map((n) => [n.index, n]));
+  const nodesOf = (ids: number[], stage: number) => ids.map((i) => {
+    const n = byIndex.get(i);
+    if (!n) throw new PlanMismatchError(`stage ${stage} references node ${i}, which the model does not have`, { model: label });
+    return n;
+  });
+  const subModels = new Map<number, Uint8Array>();
+  for (const s of plan.stages) {
+    const nodes = nodesOf(s.nodes, s.id);
+    const bytes = s.kind === 'group'
+      ? buildGroupModel(graph, info, { id: s.id, nodes, inputs: s.inputs, outputs: s.outputs, runtimePads: s.runtimePads })
+      : buildMasterModel(graph, info, s.id, nodes, s.inputs.map((i) => i.name), s.outputs.map((o) => o.name));
+    if (sha256(bytes) !== s.subModel.sha256) {
+      throw new PlanMismatchError(`stage ${s.id} sub-model does not match the plan's hash (plan made by another planner version?)`, { model: label });
+    }
+    subModels.set(s.id, bytes);
+  }
+  return { plan, graph, info, subModels };
+}

@@ -1,0 +1,223 @@
+import { buildGraph, type IrGraph, type IrNode } from '../graph/ir.ts';
+import { inferShapes, numel, type ShapeInfo } from '../graph/shapes.ts';
+import { decodeModel, sha256, tensorByteSize } from '../onnx/model-io.ts';
+import { InputShapeError } from '../onnx/errors.ts';
+import { fullFlops } from '../tiling/ops.ts';
+import { PLAN_VERSION, planSchema, type GroupStage, type MasterStage, type Plan, type Stage } from '../plan/schema.ts';
+import { articulationPoints, classifyAll, formRuns, type Classified, type RawStage } from './stages.ts';
+import { tileGroup } from './tiles.ts';
+import { buildGroupModel, buildMasterModel } from './submodel.ts';
+import { GridTooLargeError, PlanSpecError } from './errors.ts';
+
+export interface Grid { rows: number; cols: number }
+
+/**
+ * Where groups end. `none`: maximal groups (cut only by non-local ops). `block`: after every
+ * articulation tensor (a residual block's output). `stage`: at articulation tensors where the
+ * next group starts with a change of resolution. Or explicit tensor names.
+ */
+export type CutSpec = 'none' | 'block' | 'stage' | { tensors: string[] };
+
+export interface PlanOptions {
+  inputShape: number[];
+  /** One grid for every group, or one per group in order. */
+  grid: Grid | Grid[];
+  cuts?: CutSpec;
+  name?: string;
+}
+
+export interface PlannedModel {
+  plan: Plan;
+  graph: IrGraph;
+  info: ShapeInfo;
+  /** Sub-model bytes per stage id. */
+  subModels: Map<number, Uint8Array>;
+}
+
+export function parseGrid(spec: string): Grid | Grid[] {
+  const one = (s: string): Grid => {
+    const m = /^(\d+)x(\d+)$/i.exec(s.trim());
+    if (!m || +m[1] < 1 || +m[2] < 1) throw new PlanSpecError(`invalid grid "${s}": expected RxC with positive integers, e.g. 2x2`);
+    return { rows: +m[1], cols: +m[2] };
+  };
+  const parts = spec.split(',');
+  return parts.length === 1 ? one(parts[0]) : parts.map(one);
+}
+
+export function parseShape(spec: string): number[] {
+  const dims = spec.toLowerCase().split('x').map((d) => Number(d));
+  if (dims.length !== 4 || dims.some((d) => !Number.isInteger(d) || d < 1)) {
+    throw new PlanSpecError(`invalid input shape "${spec}": expected NxCxHxW with positive integers, e.g. 1x3x224x224`);
+  }
+  return dims;
+}
+
+function checkInputShape(g: IrGraph, shape: number[]) {
+  if (g.inputs.length !== 1) throw new InputShapeError(`the planner supports models with one input, this one has ${g.inputs.length} (${g.inputs.map((i) => i.name).join(', ')})`, { model: g.label, input: g.inputs[0]?.name ?? '?' });
+  const inp = g.inputs[0];
+  if (inp.dims.length !== shape.length) {
+    throw new InputShapeError(`shape ${shape.join('x')} has rank ${shape.length}, the model declares rank ${inp.dims.length} [${inp.dims.join(', ')}]`, { model: g.label, input: inp.name });
+  }
+  inp.dims.forEach((d, i) => {
+    if (typeof d === 'number' && d !== shape[i]) {
+      throw new InputShapeError(`dimension ${i} is ${shape[i]} but the model fixes it to ${d} (declared [${inp.dims.join(', ')}])`, { model: g.label, input: inp.name });
+    }
+  });
+}
+
+function splitRuns(runs: RawStage[], cls: Classified, cuts: CutSpec, info: ShapeInfo): RawStage[] {
+  if (cuts === 'none') return runs;
+  const wanted = typeof cuts === 'object' ? new Set(cuts.tensors) : undefined;
+  const found = new Set<string>();
+  const out: RawStage[] = [];
+  for (const run of runs) {
+    if (run.kind !== 'group') { out.push(run); continue; }
+    const points = articulationPoints(run, cls);
+    const hw = (t: string) => { const s = info.shapes.get(t)!; return `${s[2]}x${s[3]}`; };
+    let chosen = points;
+    if (wanted) chosen = points.filter((p) => wanted.has(p.tensor));
+    else if (cuts === 'stage') {
+      // Cut before the op that changes resolution: each group then holds one downsampling step
+      // at its start, so its halo grows through one resolution only.
+      chosen = points.filter((p, i) => {
+        const next = points[i + 1]?.tensor ?? run.nodes[run.nodes.length - 1].outputs[0];
+        return hw(next) !== hw(p.tensor);
+      });
+    }
+    for (const p of chosen) found.add(p.tensor);
+    let start = 0;
+    for (const p of chosen) {
+      out.push({ kind: 'group', nodes: run.nodes.slice(start, p.after + 1) });
+      start = p.after + 1;
+    }
+    out.push({ kind: 'group', nodes: run.nodes.slice(start) });
+  }
+  if (wanted) {
+    const missing = [...wanted].filter((t) => !found.has(t));
+    if (missing.length) throw new PlanSpecError(`cut tensors ${missing.join(', ')} are not articulation points of any group (a cut must leave exactly one live feature map)`);
+  }
+  return out;
+}
+
+/** Candidate cut tensors (articulation points) of every maximal group, for tools and tests. */
+export function cutCandidates(modelBytes: Uint8Array, inputShape: number[]): { tensor: string; shape: number[] }[] {
+  const graph = buildGraph(decodeModel(modelBytes));
+  checkInputShape(graph, inputShape);
+  const info = inferShapes(graph, { [graph.inputs[0].name]: inputShape });
+  const cls = classifyAll(graph, info);
+  return formRuns(graph, cls).filter((r) => r.kind === 'group')
+    .flatMap((r) => articulationPoints(r, cls).map((p) => ({ tensor: p.tensor, shape: info.shapes.get(p.tensor)! })));
+}
+
+export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedModel {
+  const label = opts.name ?? 'model';
+  const graph = buildGraph(decodeModel(modelBytes, label), label);
+  checkInputShape(graph, opts.inputShape);
+  const inputName = graph.inputs[0].name;
+  const info = inferShapes(graph, { [inputName]: opts.inputShape });
+  const cls = classifyAll(graph, info);
+  const raw = splitRuns(formRuns(graph, cls), cls, opts.cuts ?? 'stage', info);
+  const groupCount = raw.filter((r) => r.kind === 'group').length;
+  if (Array.isArray(opts.grid) && opts.grid.length !== groupCount) {
+    throw new PlanSpecError(`${opts.grid.length} grids given for ${groupCount} groups`, { model: label });
+  }
+
+  const stageOf = new Map<IrNode, number>();
+  raw.forEach((r, i) => r.nodes.forEach((n) => stageOf.set(n, i)));
+  const graphOutputs = new Set(graph.outputs);
+  const isConst = (t: string) => !t || graph.constants.has(t);
+
+  const stages: Stage[] = [];
+  const subModels = new Map<number, Uint8Array>();
+  let groupIndex = 0;
+  raw.forEach((r, id) => {
+    const inSet = new Set(r.nodes);
+    const inputs: string[] = [];
+    for (const n of r.nodes) for (const x of n.inputs) if (!isConst(x) && !inSet.has(graph.producer.get(x)!) && !inputs.includes(x)) inputs.push(x);
+    const outputs: string[] = [];
+    for (const n of r.nodes) for (const o of n.outputs) {
+      if (!o) continue;
+      const usedLater = (graph.consumers.get(o) ?? []).some((c) => !inSet.has(c));
+      if ((usedLater || graphOutputs.has(o)) && !outputs.includes(o)) outputs.push(o);
+    }
+    const flopsOf = (n: IrNode) => (cls.local.has(n) ? fullFlops(cls.local.get(n)!, info) : 0);
+    if (r.kind === 'master') {
+      const reasons: Record<string, string> = {};
+      for (const n of r.nodes) if (!reasons[n.op]) reasons[n.op] = cls.reasons.get(n) ?? '';
+      const bytes = buildMasterModel(graph, info, id, r.nodes, inputs, outputs);
+      subModels.set(id, bytes);
+      const ti = (t: string) => ({ name: t, shape: info.shapes.get(t) });
+      const stage: MasterStage = {
+        kind: 'master', id, label: `master ${id}: ${r.nodes[0].label}${r.nodes.length > 1 ? ` .. ${r.nodes[r.nodes.length - 1].label}` : ''}`,
+        nodes: r.nodes.map((n) => n.index), inputs: inputs.map(ti), outputs: outputs.map(ti), reasons,
+        flops: masterFlops(r.nodes, info), subModel: { sha256: sha256(bytes), bytes: bytes.length, opset: graph.opset },
+      };
+      stages.push(stage);
+      return;
+    }
+    const gi = groupIndex++;
+    const grid = Array.isArray(opts.grid) ? opts.grid[gi] : opts.grid;
+    for (const o of outputs) {
+      const s = info.shapes.get(o)!;
+      if (grid.rows > s[2] || grid.cols > s[3]) {
+        throw new GridTooLargeError(`grid ${grid.rows}x${grid.cols} is larger than the ${s[2]}x${s[3]} feature map ${o} (${r.nodes[r.nodes.length - 1].label})`, { model: label, group: gi });
+      }
+    }
+    const spatialInputs = inputs.filter((x) => r.nodes.some((n) => cls.local.get(n)!.spatialInputs.some((i) => n.inputs[i] === x)));
+    const { tiles, runtimePads } = tileGroup({ nodes: r.nodes, ops: cls.local, spatialInputs, outputs }, info, grid, gi);
+    const groupInputs = inputs.map((x) => ({ name: x, shape: info.shapes.get(x)!, spatial: spatialInputs.includes(x) }));
+    const groupOutputs = outputs.map((o) => ({ name: o, shape: info.shapes.get(o)! }));
+    const bytes = buildGroupModel(graph, info, { id, nodes: r.nodes, inputs: groupInputs, outputs: groupOutputs, runtimePads });
+    subModels.set(id, bytes);
+    const full = r.nodes.reduce((a, n) => a + flopsOf(n), 0);
+    const tileFlops = tiles.reduce((a, t) => a + t.flops, 0);
+    const bytesPerPos = (t: string) => { const s = info.shapes.get(t)!; return s[0] * s[1] * 4; };
+    const weights = new Set<string>();
+    for (const n of r.nodes) for (const x of n.inputs) if (graph.constants.has(x)) weights.add(x);
+    const stage: GroupStage = {
+      kind: 'group', id, label: `group ${gi}: ${r.nodes[0].label} .. ${r.nodes[r.nodes.length - 1].label}`,
+      nodes: r.nodes.map((n) => n.index), grid, inputs: groupInputs, outputs: groupOutputs, runtimePads, tiles,
+      flops: { full, tiles: tileFlops, redundancy: full ? tileFlops / full : 1 },
+      bytes: {
+        weights: [...weights].reduce((a, w) => a + tensorByteSize(graph.constants.get(w)!), 0),
+        tileInputs: tiles.reduce((a, t) => a + t.inputs.reduce((b, i) => b + (i.region.y1 - i.region.y0) * (i.region.x1 - i.region.x0) * bytesPerPos(i.tensor), 0), 0),
+        tileOutputs: tiles.reduce((a, t) => a + t.outputs.reduce((b, o) => b + (o.region.y1 - o.region.y0) * (o.region.x1 - o.region.x0) * bytesPerPos(o.tensor), 0), 0),
+        fullInput: spatialInputs.reduce((a, x) => a + numel(info.shapes.get(x)!) * 4, 0),
+      },
+      subModel: { sha256: sha256(bytes), bytes: bytes.length, opset: Math.max(11, graph.opset) },
+    };
+    stages.push(stage);
+  });
+
+  const groups = stages.filter((s): s is GroupStage => s.kind === 'group');
+  const masters = stages.filter((s): s is MasterStage => s.kind === 'master');
+  const flops = groups.reduce((a, s) => a + s.flops.full, 0);
+  const tileFlops = groups.reduce((a, s) => a + s.flops.tiles, 0);
+  const plan: Plan = planSchema.parse({
+    version: PLAN_VERSION,
+    model: { name: label, sha256: sha256(modelBytes), bytes: modelBytes.length, opset: graph.opset },
+    input: { name: inputName, shape: opts.inputShape },
+    outputs: graph.outputs.map((o) => ({ name: o, shape: info.shapes.get(o) ?? [] })),
+    stages,
+    summary: {
+      groups: groups.length, tiles: groups.reduce((a, s) => a + s.tiles.length, 0), masterStages: masters.length,
+      flops, tileFlops, redundancy: flops ? tileFlops / flops : 1,
+      masterFlops: masters.reduce((a, s) => a + s.flops, 0),
+      subModelBytes: [...subModels.values()].reduce((a, b) => a + b.length, 0),
+    },
+  });
+  return { plan, graph, info, subModels };
+}
+
+/** Rough FLOPs of master-side ops (Gemm/MatMul dominate; the rest counted per element). */
+function masterFlops(nodes: IrNode[], info: ShapeInfo): number {
+  let f = 0;
+  for (const n of nodes) {
+    const x = info.shapes.get(n.inputs[0]);
+    const y = info.shapes.get(n.outputs[0]);
+    if (!x || !y) continue;
+    if (n.op === 'Gemm' || n.op === 'MatMul') f += 2 * numel(y) * x[x.length - 1];
+    else f += numel(x);
+  }
+  return f;
+}

@@ -1,0 +1,89 @@
+import type { IrGraph, IrNode } from '../graph/ir.ts';
+import type { ShapeInfo } from '../graph/shapes.ts';
+import { classifyNode, type LocalOp } from '../tiling/ops.ts';
+
+export interface RawStage {
+  kind: 'group' | 'master';
+  nodes: IrNode[];
+}
+
+export interface Classified {
+  local: Map<IrNode, LocalOp>;
+  reasons: Map<IrNode, string>;
+}
+
+export function classifyAll(g: IrGraph, info: ShapeInfo): Classified {
+  const local = new Map<IrNode, LocalOp>();
+  const reasons = new Map<IrNode, string>();
+  for (const n of g.nodes) {
+    const c = classifyNode(g, n, info);
+    if (c.local) local.set(n, c.op);
+    else reasons.set(n, c.reason);
+  }
+  // A tiled op needs its tiled inputs to be real feature maps of the same size, which the
+  // classifier checked; nothing more to propagate here.
+  return { local, reasons };
+}
+
+/**
+ * Orders nodes into alternating runs of local (tiled) and non-local (master) nodes. Kahn's
+ * algorithm that keeps extending the current run while it can, so an SE block's
+ * GlobalAveragePool branch becomes one master segment between two groups instead of many.
+ */
+export function formRuns(g: IrGraph, cls: Classified): RawStage[] {
+  const indeg = new Map<IrNode, number>();
+  const available = new Set<string>([...g.constants.keys(), ...g.inputs.map((i) => i.name), '']);
+  for (const n of g.nodes) indeg.set(n, n.inputs.filter((x) => !available.has(x) && g.producer.has(x)).length);
+  const ready: IrNode[] = g.nodes.filter((n) => indeg.get(n) === 0);
+  const runs: RawStage[] = [];
+  let current: RawStage | undefined;
+  while (ready.length) {
+    ready.sort((a, b) => a.index - b.index);
+    const want = current?.kind;
+    let i = want ? ready.findIndex((n) => (cls.local.has(n) ? 'group' : 'master') === want) : -1;
+    if (i < 0) {
+      // Prefer starting a master run only when no local node is ready: keeps groups long.
+      i = ready.findIndex((n) => cls.local.has(n));
+      if (i < 0) i = 0;
+    }
+    const [n] = ready.splice(i, 1);
+    const kind = cls.local.has(n) ? 'group' : 'master';
+    if (!current || current.kind !== kind) {
+      current = { kind, nodes: [] };
+      runs.push(current);
+    }
+    current.nodes.push(n);
+    for (const o of n.outputs) {
+      for (const c of g.consumers.get(o) ?? []) {
+        const d = indeg.get(c)! - c.inputs.filter((x) => x === o).length;
+        indeg.set(c, d);
+        if (d === 0) ready.push(c);
+      }
+    }
+  }
+  return runs;
+}
+
+/**
+ * Positions in a local run after which exactly one tiled tensor is live: cutting there splits
+ * the run into two groups joined by that tensor alone (a residual block's output, say).
+ * Returns the index of the last node before each cut and the tensor crossing it.
+ */
+export function articulationPoints(run: RawStage, cls: Classified): { after: number; tensor: string }[] {
+  const pos = new Map<IrNode, number>(run.nodes.map((n, i) => [n, i]));
+  const lastUse = new Map<string, number>();
+  const firstDef = new Map<string, number>();
+  run.nodes.forEach((n, i) => {
+    const op = cls.local.get(n)!;
+    for (const s of op.spatialInputs) lastUse.set(n.inputs[s], i);
+    for (const o of n.outputs) if (o) firstDef.set(o, i);
+  });
+  const points: { after: number; tensor: string }[] = [];
+  for (let i = 0; i < run.nodes.length - 1; i++) {
+    const live = [...lastUse.entries()].filter(([t, last]) => last > i && (firstDef.get(t) ?? -1) <= i);
+    const produced = run.nodes[i].outputs[0];
+    if (live.length === 1 && live[0][0] === produced) points.push({ after: i, tensor: produced });
+  }
+  void pos;
+  return points;
+}

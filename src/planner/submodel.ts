@@ -1,0 +1,208 @@
+import { AttrType, DataType, encodeModel, type ValueInfoProto, type NodeProto, type TensorProto } from '../onnx/model-io.ts';
+import type { IrGraph, IrNode } from '../graph/ir.ts';
+import type { ShapeInfo } from '../graph/shapes.ts';
+import type { RuntimePad } from '../plan/schema.ts';
+import { UnsupportedModelError } from '../onnx/errors.ts';
+import { attrFloat } from '../graph/ir.ts';
+
+/** Runtime Pad needs opset 11 (pads as an input); older models are lifted to it. */
+const MIN_SUB_OPSET = 11;
+
+type AttrIn = NonNullable<NodeProto['attribute']>[number];
+
+const intsAttr = (name: string, ints: number[]): AttrIn => ({ name, type: AttrType.INTS, ints });
+const floatTensor = (name: string, dims: number[], values: number[]): TensorProto => ({
+  name, dims, dataType: DataType.FLOAT, rawData: new Uint8Array(new Float32Array(values).buffer),
+});
+const int64Tensor = (name: string, dims: number[], values: number[]): TensorProto => ({
+  name, dims, dataType: DataType.INT64, rawData: new Uint8Array(new BigInt64Array(values.map(BigInt)).buffer),
+});
+
+function valueInfo(name: string, dims: (number | string)[], elemType: number = DataType.FLOAT): ValueInfoProto {
+  return {
+    name,
+    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+  };
+}
+
+/** Collects nodes and the constants they reference into a standalone model. */
+class SubGraph {
+  nodes: NodeProto[] = [];
+  initializers = new Map<string, TensorProto>();
+  private counter = 0;
+  constructor(private g: IrGraph) {}
+  fresh(base: string) { return `${base}__${this.counter++}`; }
+  useConstants(inputs: string[]) {
+    for (const x of inputs) {
+      const t = this.g.constants.get(x);
+      if (t && !this.initializers.has(x)) this.initializers.set(x, { ...t, name: x });
+    }
+  }
+  add(node: NodeProto) { this.useConstants(node.input ?? []); this.nodes.push(node); }
+  constant(t: TensorProto) { this.initializers.set(t.name!, t); return t.name!; }
+  build(opset: number, inputs: ValueInfoProto[], outputs: ValueInfoProto[], name: string): Uint8Array {
+    const extraDomains = (this.g.model.opsetImport ?? []).filter((o) => o.domain && o.domain !== 'ai.onnx');
+    return encodeModel({
+      irVersion: 7,
+      producerName: 'fc-tiled-cnn',
+      opsetImport: [{ domain: '', version: opset }, ...extraDomains],
+      graph: {
+        name,
+        node: this.nodes,
+        input: inputs,
+        output: outputs,
+        // Sorted for byte-determinism: the plan stores the sub-model's hash.
+        initializer: [...this.initializers.values()].sort((a, b) => (a.name! < b.name! ? -1 : a.name! > b.name! ? 1 : 0)),
+      },
+    });
+  }
+}
+
+function withAttrs(node: NodeProto, drop: string[], add: AttrIn[]): NodeProto {
+  const attribute = (node.attribute ?? []).filter((a) => !drop.includes(a.name ?? '') && !add.some((b) => b.name === a.name));
+  return { ...node, attribute: [...attribute, ...add] };
+}
+
+/**
+ * Rewrites a node for a sub-model whose opset may be higher than the model's: the handful of
+ * tileable ops whose signature changed between opsets 7 and 11.
+ */
+function liftNode(sub: SubGraph, node: IrNode, p: NodeProto, modelOpset: number): NodeProto {
+  if (modelOpset >= MIN_SUB_OPSET) return p;
+  switch (node.op) {
+    case 'Clip': {
+      const lo = sub.constant(floatTensor(sub.fresh('clip_min'), [], [attrFloat(node, 'min', -3.4028234663852886e38)]));
+      const hi = sub.constant(floatTensor(sub.fresh('clip_max'), [], [attrFloat(node, 'max', 3.4028234663852886e38)]));
+      return { ...withAttrs(p, ['min', 'max'], []), input: [p.input![0], lo, hi] };
+    }
+    case 'BatchNormalization':
+      return withAttrs(p, ['spatial', 'is_test', 'consumed_inputs'], []);
+    case 'Dropout':
+      return { ...withAttrs(p, ['ratio', 'is_test'], []), opType: 'Identity', output: [p.output![0]] };
+    default:
+      return p;
+  }
+}
+
+export interface GroupSubModelSpec {
+  id: number;
+  nodes: IrNode[];
+  inputs: { name: string; shape: number[]; spatial: boolean }[];
+  outputs: { name: string; shape: number[] }[];
+  runtimePads: RuntimePad[];
+}
+
+/**
+ * One standalone model per group, shared by all of its tiles: the weights are stored once.
+ * Tiles differ only in the int64 `[8]` pads fed to runtime Pad nodes (image-border padding
+ * and halo crops), so one ORT session per group serves every tile.
+ */
+export function buildGroupModel(g: IrGraph, info: ShapeInfo, spec: GroupSubModelSpec): Uint8Array {
+  const sub = new SubGraph(g);
+  const opset = Math.max(MIN_SUB_OPSET, g.opset);
+  const padsByEdge = new Map<string, RuntimePad>();
+  const masks = new Map<number, { a: string; b: string }>();
+  const outCrop = new Map<string, string>();
+  for (const rp of spec.runtimePads) {
+    if (rp.use === 'input') padsByEdge.set(`${rp.node}:${rp.input}`, rp);
+    else if (rp.use === 'output') outCrop.set(rp.tensor, rp.name);
+    else {
+      const m = masks.get(rp.node) ?? { a: '', b: '' };
+      if (rp.use === 'mask1') m.a = rp.name; else m.b = rp.name;
+      masks.set(rp.node, m);
+    }
+  }
+  // Output crops: the producer writes `<t>__full`, the sub-model output `<t>` is its crop.
+  const rename = (t: string) => (outCrop.has(t) ? `${t}__full` : t);
+  const fillConst = new Map<string, string>();
+  const fillOf = (v: number | '-inf') => {
+    const key = String(v);
+    if (!fillConst.has(key)) fillConst.set(key, sub.constant(floatTensor(`__fill_${fillConst.size}`, [], [v === '-inf' ? -Infinity : v])));
+    return fillConst.get(key)!;
+  };
+  const pad = (x: string, padsInput: string, fill: number | '-inf', out?: string) => {
+    const y = out ?? sub.fresh(x);
+    sub.add({ opType: 'Pad', input: [x, padsInput, fillOf(fill)], output: [y], attribute: [{ name: 'mode', type: AttrType.STRING, s: Buffer.from('constant') }] });
+    return y;
+  };
+
+  for (const node of spec.nodes) {
+    let p: NodeProto = { ...node.proto, input: node.proto.input!.map(rename), output: node.proto.output!.map(rename) };
+    p = liftNode(sub, node, p, g.opset);
+    const original = p.input!.slice();
+    const inputs = p.input!.slice();
+    for (let i = 0; i < inputs.length; i++) {
+      const rp = padsByEdge.get(`${node.index}:${i}`);
+      if (rp && rp.use === 'input') inputs[i] = pad(inputs[i], rp.name, rp.fill);
+    }
+    p = { ...p, input: inputs };
+    switch (node.op) {
+      case 'Conv': case 'MaxPool': case 'AveragePool': case 'LpPool':
+        // Every pad now comes from the runtime Pad: the op itself runs unpadded, floor mode.
+        p = withAttrs(p, ['auto_pad', 'pads', 'ceil_mode'], [intsAttr('pads', [0, 0, 0, 0])]);
+        if (node.op === 'AveragePool') p = withAttrs(p, ['count_include_pad'], []);
+        break;
+      case 'ConvTranspose':
+        p = withAttrs(p, ['auto_pad', 'pads'], [intsAttr('pads', [0, 0, 0, 0])]);
+        break;
+      case 'Pad':
+        // The model's Pad is exactly its runtime edge pad (or nothing, if no tile pads).
+        p = { opType: 'Identity', input: [inputs[0]], output: [p.output![0]], name: p.name };
+        break;
+      case 'Resize': {
+        const x = info.shapes.get(node.inputs[0])!;
+        const y = info.shapes.get(node.outputs[0])!;
+        const scales = sub.constant(floatTensor(sub.fresh('scales'), [4], [1, 1, y[2] / x[2], y[3] / x[3]]));
+        const roi = sub.constant(floatTensor(sub.fresh('roi'), [0], []));
+        p = { ...p, input: [inputs[0], roi, scales] };
+        break;
+      }
+    }
+    const mask = masks.get(node.index);
+    if (mask) {
+      // AveragePool divisor per position: sum / count, with count pooled from a ones-mask that is
+      // 1 where the model counts a position and 0 elsewhere.
+      const x = original[0];
+      const y = p.output![0];
+      const shape = sub.fresh('shape');
+      sub.add({ opType: 'Shape', input: [x], output: [shape] });
+      const m = sub.fresh('maskshape');
+      sub.add({ opType: 'Mul', input: [shape, sub.constant(int64Tensor(sub.fresh('k'), [4], [0, 0, 1, 1]))], output: [m] });
+      const m2 = sub.fresh('maskshape');
+      sub.add({ opType: 'Add', input: [m, sub.constant(int64Tensor(sub.fresh('k'), [4], [1, 1, 0, 0]))], output: [m2] });
+      const ones = sub.fresh('ones');
+      sub.add({ opType: 'ConstantOfShape', input: [m2], output: [ones], attribute: [{ name: 'value', type: AttrType.TENSOR, t: floatTensor('v', [1], [1]) }] });
+      const counted = pad(pad(ones, mask.a, 1), mask.b, 0);
+      const sum = sub.fresh('avgsum');
+      const cnt = sub.fresh('avgcnt');
+      sub.add({ ...p, output: [sum], name: p.name ? `${p.name}__sum` : '' });
+      sub.add({ ...p, input: [counted], output: [cnt], name: p.name ? `${p.name}__count` : '' });
+      sub.add({ opType: 'Div', input: [sum, cnt], output: [y] });
+      continue;
+    }
+    sub.add(p);
+  }
+  for (const [t, name] of outCrop) pad(`${t}__full`, name, 0, t);
+  const opsetOk = g.nodes.every((n) => !(n.op === 'Resize' && g.opset < 10));
+  if (!opsetOk) throw new UnsupportedModelError('Resize below opset 10', { model: g.label });
+  const inputs = [
+    ...spec.inputs.map((i) => valueInfo(i.name, i.spatial ? ['N', i.shape[1], `h_${i.name}`, `w_${i.name}`] : i.shape)),
+    ...spec.runtimePads.map((rp) => valueInfo(rp.name, [8], DataType.INT64)),
+  ];
+  const outputs = spec.outputs.map((o) => valueInfo(o.name, ['N', o.shape[1], `h_${o.name}`, `w_${o.name}`]));
+  return sub.build(opset, inputs, outputs, `group_${spec.id}`);
+}
+
+/** A master segment: the model's own nodes, verbatim, as a standalone model. */
+export function buildMasterModel(g: IrGraph, info: ShapeInfo, id: number, nodes: IrNode[], inputs: string[], outputs: string[]): Uint8Array {
+  const sub = new SubGraph(g);
+  for (const n of nodes) sub.add(n.proto);
+  const elemType = (t: string) => (g.inputs.find((i) => i.name === t)?.elemType || DataType.FLOAT);
+  const vi = (t: string) => {
+    const s = info.shapes.get(t);
+    // Batch stays symbolic so one plan serves any batch size.
+    return s ? valueInfo(t, s.map((d, i) => (i === 0 ? 'N' : d)), elemType(t)) : { name: t, type: { tensorType: { elemType: elemType(t) } } };
+  };
+  return sub.build(g.opset, inputs.map(vi), outputs.map(vi), `master_${id}`);
+}
+

@@ -1,0 +1,138 @@
+import type { IrNode } from '../graph/ir.ts';
+import type { ShapeInfo } from '../graph/shapes.ts';
+import type { LocalOp } from '../tiling/ops.ts';
+import { clip, hull, len, regionOf, splitAxis, type Interval } from '../tiling/geometry.ts';
+import type { RuntimePad, Tile } from '../plan/schema.ts';
+import { PlanError } from './errors.ts';
+
+type Box = [Interval, Interval];
+type Sides = [number, number, number, number]; // top, left, bottom, right
+
+export interface GroupGeometry {
+  nodes: IrNode[];
+  ops: Map<IrNode, LocalOp>;
+  /** Spatial tensors read by the group but produced outside it. */
+  spatialInputs: string[];
+  outputs: string[];
+}
+
+const hullBox = (a: Box | undefined, b: Box): Box => (a ? [hull(a[0], b[0]), hull(a[1], b[1])] : b);
+const area = (b: Box) => len(b[0]) * len(b[1]);
+const edgeKey = (n: IrNode, input: number) => `p${n.index}_${input}`;
+
+interface EdgeFacts { tensor: string; need: Box; pads: Sides; node: IrNode; input: number }
+
+/**
+ * Walks a group bottom-up for one output tile: each tensor is computed over the hull of what
+ * its consumers need, each consumer then crops its own part (negative runtime pads), and the
+ * part of a window's input that falls outside the image becomes a positive runtime pad.
+ */
+function tileFacts(geo: GroupGeometry, info: ShapeInfo, cells: Map<string, Box>, groupId: number) {
+  const edges = new Map<string, EdgeFacts>();
+  const computed = new Map<string, Box>();
+  const needsOf = new Map<string, Box>();
+  for (const [t, cell] of cells) needsOf.set(t, cell);
+  let flops = 0;
+  for (let i = geo.nodes.length - 1; i >= 0; i--) {
+    const n = geo.nodes[i];
+    const op = geo.ops.get(n)!;
+    const out = n.outputs[0];
+    const req = needsOf.get(out);
+    if (!req) throw new PlanError(`node ${n.label} produces nothing the group uses`, { group: groupId });
+    const rows = op.backward(0, req[0]);
+    const cols = op.backward(1, req[1]);
+    const produced: Box = [rows.produced, cols.produced];
+    computed.set(out, produced);
+    let inArea = 0;
+    for (const si of op.spatialInputs) {
+      const x = n.inputs[si];
+      const shape = info.shapes.get(x)!;
+      const need: Box = [clip(rows.need, shape[2]), clip(cols.need, shape[3])];
+      if (len(need[0]) <= 0 || len(need[1]) <= 0) {
+        throw new PlanError(`tile needs an empty region of ${x} at ${n.label}: the grid is too fine for this layer`, { group: groupId });
+      }
+      const pads: Sides = [
+        Math.max(0, -rows.need.start), Math.max(0, -cols.need.start),
+        Math.max(0, rows.need.end - shape[2]), Math.max(0, cols.need.end - shape[3]),
+      ];
+      edges.set(edgeKey(n, si), { tensor: x, need, pads, node: n, input: si });
+      needsOf.set(x, hullBox(needsOf.get(x), need));
+      inArea = Math.max(inArea, area(need));
+    }
+    flops += op.flops(area(produced), inArea);
+  }
+  for (const x of geo.spatialInputs) computed.set(x, needsOf.get(x)!);
+  return { edges, computed, flops };
+}
+
+/** Per-side runtime pad: positive = pad from the image border, negative = crop to the need. */
+function padsFor(need: Box, have: Box, border: Sides): Sides {
+  return [
+    border[0] - (need[0].start - have[0].start),
+    border[1] - (need[1].start - have[1].start),
+    border[2] - (have[0].end - need[0].end),
+    border[3] - (have[1].end - need[1].end),
+  ];
+}
+
+export function tileGroup(geo: GroupGeometry, info: ShapeInfo, grid: { rows: number; cols: number }, groupId: number) {
+  const tiles: Tile[] = [];
+  const allParams: Record<string, Sides>[] = [];
+  const padEdges = new Map<string, EdgeFacts>();
+  const maskNodes = new Map<IrNode, EdgeFacts>();
+  for (let r = 0; r < grid.rows; r++) {
+    for (let c = 0; c < grid.cols; c++) {
+      const cells = new Map<string, Box>();
+      for (const t of geo.outputs) {
+        const s = info.shapes.get(t)!;
+        cells.set(t, [splitAxis(s[2], grid.rows, r), splitAxis(s[3], grid.cols, c)]);
+      }
+      const { edges, computed, flops } = tileFacts(geo, info, cells, groupId);
+      const params: Record<string, Sides> = {};
+      for (const [key, e] of edges) {
+        params[key] = padsFor(e.need, computed.get(e.tensor)!, e.pads);
+        if (!padEdges.has(key)) padEdges.set(key, e);
+        const ap = geo.ops.get(e.node)!.avgPool;
+        if (ap) {
+          const crop = padsFor(e.need, computed.get(e.tensor)!, [0, 0, 0, 0]);
+          // The model's own end pads count toward the divisor with count_include_pad=1; only a
+          // ceil-mode overhang beyond them does not.
+          const model: Sides = ap.countIncludePad
+            ? [e.pads[0], e.pads[1], Math.min(e.pads[2], ap.axes[0].p1), Math.min(e.pads[3], ap.axes[1].p1)]
+            : [0, 0, 0, 0];
+          params[`m${e.node.index}a`] = crop.map((v, i) => v + model[i]) as Sides;
+          params[`m${e.node.index}b`] = e.pads.map((v, i) => v - model[i]) as Sides;
+          maskNodes.set(e.node, e);
+        }
+      }
+      geo.outputs.forEach((t, k) => {
+        params[`o${k}`] = padsFor(cells.get(t)!, computed.get(t)!, [0, 0, 0, 0]);
+      });
+      allParams.push(params);
+      tiles.push({
+        index: tiles.length, row: r, col: c,
+        inputs: geo.spatialInputs.map((t) => ({ tensor: t, region: regionOf(...computed.get(t)!) })),
+        outputs: geo.outputs.map((t) => ({ tensor: t, region: regionOf(...cells.get(t)!) })),
+        params,
+        flops,
+      });
+    }
+  }
+  // A runtime Pad goes into the shared sub-model only where some tile needs a non-zero one.
+  const used = (name: string) => allParams.some((p) => p[name].some((v) => v !== 0));
+  const runtimePads: RuntimePad[] = [];
+  for (const [name, e] of [...padEdges].sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }))) {
+    if (!used(name)) continue;
+    const fill = geo.ops.get(e.node)!.fill;
+    runtimePads.push({ use: 'input', name, node: e.node.index, input: e.input, tensor: e.tensor, fill: fill === -Infinity ? '-inf' : fill });
+  }
+  for (const [n, e] of maskNodes) {
+    if (!used(`m${n.index}b`)) continue;
+    runtimePads.push({ use: 'mask1', name: `m${n.index}a`, node: n.index, tensor: e.tensor });
+    runtimePads.push({ use: 'mask2', name: `m${n.index}b`, node: n.index, tensor: e.tensor });
+  }
+  geo.outputs.forEach((t, k) => { if (used(`o${k}`)) runtimePads.push({ use: 'output', name: `o${k}`, tensor: t }); });
+  const keep = new Set(runtimePads.map((p) => p.name));
+  for (const t of tiles) for (const k of Object.keys(t.params)) if (!keep.has(k)) delete t.params[k];
+  return { tiles, runtimePads };
+}
