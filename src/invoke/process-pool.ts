@@ -1,0 +1,585 @@
+/**
+ * ProcessPoolInvoker: the local Invoker. Emulates Function Compute with one
+ * Node child process per function instance:
+ * - instance concurrency 1; the pool grows to `maxInstances` per function and
+ *   further invocations wait in a FIFO queue;
+ * - idle instances are reused (warm); the first call on a new instance is a
+ *   cold start and reports `initMs` (fork + Node boot + loading the module);
+ * - a crash / exit / signal during a call → FunctionCrashedError; exceeding the
+ *   timeout → the instance is killed, FunctionTimeoutError; exceeding
+ *   `memoryLimitMb` → the instance is killed, FunctionCrashedError
+ *   ("out of memory"); a thrown error → FunctionError and the instance lives on.
+ *   Dead instances are replaced on demand.
+ */
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import type { InvokeResult, Invoker } from './invoker.ts';
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  FunctionCrashedError,
+  FunctionError,
+  FunctionNotFoundError,
+  FunctionTimeoutError,
+  InvokeError,
+  PayloadTooLargeError,
+} from './errors.ts';
+import type { ParentMessage, RemoteError, RunnerConfig, RunnerMessage } from './instance-runner.ts';
+
+export interface LocalFunctionConfig {
+  /** Absolute path of a .ts/.js module exporting `handler(event: Buffer, context: FunctionContext)`. */
+  entry: string;
+  /** Maximum concurrently running instances (each serves one call at a time). */
+  maxInstances: number;
+  /** Per-invocation timeout, measured from dispatch to the instance (queue wait excluded). */
+  timeoutMs: number;
+  /** Instance memory limit: exceeding it (RSS) kills the instance. Also sets --max-old-space-size. */
+  memoryLimitMb?: number;
+  /** Extra environment variables for the instance (merged over the parent's environment). */
+  env?: Record<string, string>;
+  /** Extra Node flags for the instance. */
+  execArgv?: string[];
+  /** Limit for starting an instance (spawn + module load). Default max(timeoutMs, 60 s). */
+  initTimeoutMs?: number;
+}
+
+export interface ProcessPoolOptions {
+  functions: Record<string, LocalFunctionConfig>;
+  /** Request and response payload limit in bytes. Default 32 MB (FC synchronous invocation). */
+  maxPayloadBytes?: number;
+  /**
+   * Instance stdout/stderr: 'forward' (default) copies each line to the parent's stderr prefixed
+   * with `[instanceId]`; 'silent' drops it. The last few KB of stderr are always kept for crash messages.
+   */
+  logs?: 'forward' | 'silent';
+}
+
+export interface InstanceStats {
+  instanceId: string;
+  pid: number | undefined;
+  state: InstanceState;
+  invocations: number;
+  initMs: number | undefined;
+  peakRssBytes: number;
+}
+
+export interface FunctionStats {
+  /** Instances currently alive (starting, idle or busy). */
+  instancesAlive: number;
+  busy: number;
+  queued: number;
+  coldStarts: number;
+  invocations: number;
+  /** Calls that ended in FunctionError. */
+  errors: number;
+  /** Calls that ended in FunctionCrashedError (including out-of-memory kills). */
+  crashes: number;
+  timeouts: number;
+  oomKills: number;
+  /** Highest peak RSS of any instance of this function so far. */
+  maxPeakRssBytes: number;
+  /** Alive instances plus the most recent dead ones (state 'dead'). */
+  instances: InstanceStats[];
+}
+
+type InstanceState = 'starting' | 'idle' | 'busy' | 'dead';
+
+interface Call {
+  requestId: string;
+  payload: Buffer;
+  resolve: (r: InvokeResult) => void;
+  reject: (e: Error) => void;
+  settled: boolean;
+}
+
+interface Instance {
+  id: string;
+  child: ChildProcess;
+  state: InstanceState;
+  spawnedAt: number;
+  initMs?: number;
+  cold: boolean;
+  invocations: number;
+  peakRssBytes: number;
+  stderrTail: string;
+  /** Call waiting for this instance to finish starting. */
+  reserved?: Call;
+  /** Call currently executing. */
+  current?: { call: Call; id: number; coldStart: boolean };
+  timer?: NodeJS.Timeout;
+  /** Why we killed it, so the exit handler reports the right error. */
+  killReason?: 'timeout' | 'oom' | 'closed' | 'protocol';
+  exited: Promise<void>;
+}
+
+interface FunctionState {
+  name: string;
+  config: LocalFunctionConfig;
+  instances: Instance[];
+  queue: Call[];
+  retired: InstanceStats[];
+  seq: number;
+  counters: { coldStarts: number; invocations: number; errors: number; crashes: number; timeouts: number; oomKills: number; maxPeakRssBytes: number };
+}
+
+const STDERR_TAIL_BYTES = 8 * 1024;
+const MAX_RETIRED = 100;
+
+const RUNNER_PATH = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? './instance-runner.ts' : './instance-runner.js', import.meta.url),
+);
+
+let tsxImportUrl: string | undefined;
+function tsxLoader(): string {
+  // Resolve from this package so children work regardless of their cwd.
+  tsxImportUrl ??= import.meta.resolve('tsx');
+  return tsxImportUrl;
+}
+
+const isTs = (p: string) => /\.[cm]?tsx?$/.test(p);
+
+export class ProcessPoolInvoker implements Invoker {
+  private readonly fns = new Map<string, FunctionState>();
+  private readonly maxPayloadBytes: number;
+  private readonly logs: 'forward' | 'silent';
+  private closed = false;
+  private callSeq = 0;
+
+  constructor(options: ProcessPoolOptions) {
+    this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.logs = options.logs ?? 'forward';
+    for (const [name, config] of Object.entries(options.functions)) {
+      if (!isAbsolute(config.entry)) throw new TypeError(`function ${name}: entry must be an absolute path (got ${config.entry})`);
+      if (!existsSync(config.entry)) throw new TypeError(`function ${name}: entry ${config.entry} does not exist`);
+      if (!Number.isInteger(config.maxInstances) || config.maxInstances < 1) throw new TypeError(`function ${name}: maxInstances must be an integer >= 1`);
+      if (!(config.timeoutMs > 0)) throw new TypeError(`function ${name}: timeoutMs must be > 0`);
+      if (config.memoryLimitMb !== undefined && !(config.memoryLimitMb > 0)) throw new TypeError(`function ${name}: memoryLimitMb must be > 0`);
+      this.fns.set(name, {
+        name,
+        config,
+        instances: [],
+        queue: [],
+        retired: [],
+        seq: 0,
+        counters: { coldStarts: 0, invocations: 0, errors: 0, crashes: 0, timeouts: 0, oomKills: 0, maxPeakRssBytes: 0 },
+      });
+    }
+  }
+
+  invoke(functionName: string, payload: Buffer | Uint8Array): Promise<InvokeResult> {
+    if (this.closed) return Promise.reject(new InvokeError(`invoker is closed (invoking ${functionName})`, { functionName }));
+    const fn = this.fns.get(functionName);
+    if (!fn) return Promise.reject(new FunctionNotFoundError(functionName, { known: [...this.fns.keys()] }));
+    if (!(payload instanceof Uint8Array)) {
+      return Promise.reject(new TypeError(`invoke(${functionName}): payload must be a Buffer`));
+    }
+    const body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    if (body.length > this.maxPayloadBytes) {
+      return Promise.reject(
+        new PayloadTooLargeError({ functionName, sizeBytes: body.length, maxBytes: this.maxPayloadBytes, direction: 'request' }),
+      );
+    }
+    return new Promise<InvokeResult>((resolve, reject) => {
+      fn.queue.push({ requestId: randomUUID(), payload: body, resolve, reject, settled: false });
+      this.pump(fn);
+    });
+  }
+
+  /** Per-function counters and instance details. */
+  stats(): Record<string, FunctionStats> {
+    const out: Record<string, FunctionStats> = {};
+    for (const fn of this.fns.values()) {
+      const alive = fn.instances.filter((i) => i.state !== 'dead');
+      out[fn.name] = {
+        instancesAlive: alive.length,
+        busy: alive.filter((i) => i.state === 'busy').length,
+        queued: fn.queue.length,
+        ...fn.counters,
+        instances: [...alive.map(instanceStats), ...fn.retired],
+      };
+    }
+    return out;
+  }
+
+  /** Kill all instances; pending and queued calls reject with InvokeError. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const exits: Promise<void>[] = [];
+    for (const fn of this.fns.values()) {
+      for (const call of fn.queue.splice(0)) {
+        this.settle(call, new InvokeError(`invoker closed before ${fn.name} could run`, { functionName: fn.name, requestId: call.requestId }));
+      }
+      for (const inst of [...fn.instances]) {
+        this.kill(fn, inst, 'closed');
+        exits.push(inst.exited);
+      }
+    }
+    await Promise.all(exits);
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private pump(fn: FunctionState): void {
+    while (fn.queue.length > 0 && !this.closed) {
+      const idle = fn.instances.find((i) => i.state === 'idle');
+      if (idle) {
+        this.dispatch(fn, idle, fn.queue.shift()!);
+        continue;
+      }
+      if (fn.instances.length < fn.config.maxInstances) {
+        const inst = this.spawn(fn);
+        inst.reserved = fn.queue.shift()!;
+        continue;
+      }
+      break;
+    }
+  }
+
+  private spawn(fn: FunctionState): Instance {
+    const { config } = fn;
+    const id = `${fn.name}-${++fn.seq}-${randomUUID().slice(0, 8)}`;
+    const execArgv: string[] = [];
+    if (isTs(RUNNER_PATH) || isTs(config.entry)) execArgv.push('--import', tsxLoader());
+    if (config.memoryLimitMb !== undefined) execArgv.push(`--max-old-space-size=${Math.max(16, Math.floor(config.memoryLimitMb))}`);
+    execArgv.push(...(config.execArgv ?? []));
+    const runnerConfig: RunnerConfig = {
+      entry: config.entry,
+      functionName: fn.name,
+      instanceId: id,
+      ...(config.memoryLimitMb !== undefined ? { memoryLimitMb: config.memoryLimitMb } : {}),
+    };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...(config.env ?? {}) };
+    delete env.NODE_TEST_CONTEXT; // do not let a child think it is a node:test subprocess
+    delete env.NODE_OPTIONS; // flags are given explicitly via execArgv
+
+    const spawnedAt = performance.now();
+    const child = fork(RUNNER_PATH, [JSON.stringify(runnerConfig)], {
+      execArgv,
+      env,
+      serialization: 'advanced',
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    let resolveExited!: () => void;
+    const inst: Instance = {
+      id,
+      child,
+      state: 'starting',
+      spawnedAt,
+      cold: true,
+      invocations: 0,
+      peakRssBytes: 0,
+      stderrTail: '',
+      exited: new Promise<void>((r) => (resolveExited = r)),
+    };
+    fn.instances.push(inst);
+
+    this.pipeLogs(inst, child.stdout, false);
+    this.pipeLogs(inst, child.stderr, true);
+
+    const initTimeoutMs = config.initTimeoutMs ?? Math.max(config.timeoutMs, 60_000);
+    inst.timer = setTimeout(() => {
+      const call = inst.reserved;
+      inst.reserved = undefined;
+      fn.counters.timeouts++;
+      this.kill(fn, inst, 'timeout');
+      if (call) {
+        this.settle(call, new FunctionTimeoutError(
+          `${fn.name}: instance ${id} did not finish initialising within ${initTimeoutMs} ms`,
+          { functionName: fn.name, requestId: call.requestId, instanceId: id, timeoutMs: initTimeoutMs },
+        ));
+      }
+      this.pump(fn);
+    }, initTimeoutMs);
+
+    child.on('message', (msg: RunnerMessage) => this.onMessage(fn, inst, msg));
+    let exitHandled = false;
+    const onExit = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error) => {
+      if (exitHandled) return;
+      exitHandled = true;
+      this.onExit(fn, inst, code, signal, spawnError);
+      resolveExited();
+    };
+    // 'exit' may fire before stdio is drained, so prefer 'close' (complete stderr tail), but do not
+    // wait long for it: a grandchild process holding the pipes open would delay 'close' indefinitely.
+    child.on('close', (code, signal) => onExit(code, signal));
+    child.on('exit', (code, signal) => {
+      setTimeout(() => onExit(code, signal), 200);
+    });
+    child.on('error', (err) => {
+      // Spawn failure (or a failed kill/send). If the process never started, no 'close' follows.
+      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) onExit(child.exitCode, child.signalCode, err);
+    });
+    return inst;
+  }
+
+  private pipeLogs(inst: Instance, stream: NodeJS.ReadableStream | null, isStderr: boolean): void {
+    if (!stream) return;
+    let partial = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      if (isStderr) {
+        inst.stderrTail = (inst.stderrTail + chunk).slice(-STDERR_TAIL_BYTES);
+      }
+      if (this.logs !== 'forward') return;
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) process.stderr.write(`[${inst.id}] ${line}\n`);
+    });
+    stream.on('end', () => {
+      if (this.logs === 'forward' && partial) process.stderr.write(`[${inst.id}] ${partial}\n`);
+    });
+  }
+
+  private onMessage(fn: FunctionState, inst: Instance, msg: RunnerMessage): void {
+    if (inst.state === 'dead') return;
+    switch (msg.t) {
+      case 'ready': {
+        clearTimeout(inst.timer);
+        inst.timer = undefined;
+        inst.initMs = performance.now() - inst.spawnedAt;
+        this.notePeak(fn, inst, msg.maxRssBytes);
+        fn.counters.coldStarts++;
+        inst.state = 'idle';
+        this.unref(inst);
+        const call = inst.reserved;
+        inst.reserved = undefined;
+        if (call && !call.settled) this.dispatch(fn, inst, call);
+        else this.pump(fn);
+        return;
+      }
+      case 'init-error': {
+        const call = inst.reserved;
+        inst.reserved = undefined;
+        this.kill(fn, inst, 'protocol');
+        if (call) {
+          fn.counters.errors++;
+          this.settle(call, remoteToFunctionError(fn.name, msg.error, call.requestId, inst.id, 'initialization failed: '));
+        }
+        this.pump(fn);
+        return;
+      }
+      case 'oom': {
+        this.notePeak(fn, inst, msg.maxRssBytes);
+        this.oomKill(fn, inst, msg.rssBytes);
+        return;
+      }
+      case 'result':
+      case 'error': {
+        const cur = inst.current;
+        if (!cur || cur.id !== msg.id) return; // stale (e.g. after a timeout)
+        clearTimeout(inst.timer);
+        inst.timer = undefined;
+        inst.current = undefined;
+        this.notePeak(fn, inst, msg.maxRssBytes);
+        const limit = fn.config.memoryLimitMb;
+        if (limit !== undefined && msg.maxRssBytes > limit * 1024 * 1024) {
+          // Over the limit at some point during the call: FC would have killed the instance.
+          inst.current = cur;
+          this.oomKill(fn, inst, msg.maxRssBytes);
+          return;
+        }
+        const { call, coldStart } = cur;
+        inst.state = 'idle';
+        this.unref(inst);
+        if (msg.t === 'result') {
+          const payload = Buffer.isBuffer(msg.payload)
+            ? msg.payload
+            : Buffer.from(msg.payload.buffer, msg.payload.byteOffset, msg.payload.byteLength);
+          if (payload.length > this.maxPayloadBytes) {
+            fn.counters.errors++;
+            this.settle(call, new PayloadTooLargeError({
+              functionName: fn.name, requestId: call.requestId, instanceId: inst.id,
+              sizeBytes: payload.length, maxBytes: this.maxPayloadBytes, direction: 'response',
+            }));
+          } else {
+            const result: InvokeResult = {
+              payload,
+              instanceId: inst.id,
+              coldStart,
+              durationMs: msg.durationMs,
+              peakRssBytes: msg.maxRssBytes,
+            };
+            if (coldStart && inst.initMs !== undefined) result.initMs = inst.initMs;
+            this.settle(call, undefined, result);
+          }
+        } else {
+          fn.counters.errors++;
+          this.settle(call, remoteToFunctionError(fn.name, msg.error, call.requestId, inst.id));
+        }
+        this.pump(fn);
+        return;
+      }
+    }
+  }
+
+  private dispatch(fn: FunctionState, inst: Instance, call: Call): void {
+    const id = ++this.callSeq;
+    const coldStart = inst.cold;
+    inst.cold = false;
+    inst.state = 'busy';
+    inst.invocations++;
+    fn.counters.invocations++;
+    inst.current = { call, id, coldStart };
+    this.ref(inst);
+    const { timeoutMs } = fn.config;
+    inst.timer = setTimeout(() => {
+      if (inst.current?.id !== id) return;
+      inst.current = undefined;
+      fn.counters.timeouts++;
+      this.kill(fn, inst, 'timeout');
+      this.settle(call, new FunctionTimeoutError(
+        `${fn.name}: invocation ${call.requestId} timed out after ${timeoutMs} ms (instance ${inst.id} killed)`,
+        { functionName: fn.name, requestId: call.requestId, instanceId: inst.id, timeoutMs },
+      ));
+      this.pump(fn);
+    }, timeoutMs);
+    const msg: ParentMessage = { t: 'invoke', id, requestId: call.requestId, payload: call.payload };
+    try {
+      inst.child.send(msg, (err) => {
+        if (err && inst.current?.id === id) {
+          // Channel broke: the process is dying; the exit handler reports the crash.
+          this.kill(fn, inst, 'protocol');
+        }
+      });
+    } catch (err) {
+      // Synchronous failure (e.g. channel already closed). Same handling.
+      this.kill(fn, inst, 'protocol');
+    }
+  }
+
+  private oomKill(fn: FunctionState, inst: Instance, rssBytes: number): void {
+    if (inst.state === 'dead') return;
+    fn.counters.oomKills++;
+    const call = inst.current?.call ?? inst.reserved;
+    inst.current = undefined;
+    inst.reserved = undefined;
+    clearTimeout(inst.timer);
+    this.kill(fn, inst, 'oom');
+    if (call) {
+      fn.counters.crashes++;
+      this.settle(call, new FunctionCrashedError(
+        `${fn.name}: instance ${inst.id} killed: out of memory (peak RSS ${mb(rssBytes)} MB > limit ${fn.config.memoryLimitMb} MB)`,
+        { functionName: fn.name, requestId: call.requestId, instanceId: inst.id, outOfMemory: true, signal: 'SIGKILL' },
+      ));
+    }
+    this.pump(fn);
+  }
+
+  /** Mark dead, remove from the pool (so a replacement can start at once) and SIGKILL. */
+  private kill(fn: FunctionState, inst: Instance, reason: NonNullable<Instance['killReason']>): void {
+    if (inst.state !== 'dead') {
+      inst.killReason ??= reason;
+      this.retire(fn, inst);
+    }
+    if (inst.child.exitCode === null && inst.child.signalCode === null) {
+      this.ref(inst); // keep the event loop alive until the exit is observed (close() awaits it)
+      try {
+        inst.child.kill('SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+
+  private retire(fn: FunctionState, inst: Instance): void {
+    inst.state = 'dead';
+    clearTimeout(inst.timer);
+    inst.timer = undefined;
+    const i = fn.instances.indexOf(inst);
+    if (i >= 0) fn.instances.splice(i, 1);
+    fn.retired.unshift(instanceStats(inst));
+    if (fn.retired.length > MAX_RETIRED) fn.retired.length = MAX_RETIRED;
+  }
+
+  private onExit(fn: FunctionState, inst: Instance, code: number | null, signal: NodeJS.Signals | null, spawnError?: Error): void {
+    const wasDead = inst.state === 'dead';
+    const call = inst.current?.call ?? inst.reserved;
+    const starting = inst.reserved !== undefined;
+    inst.current = undefined;
+    inst.reserved = undefined;
+    if (!wasDead) this.retire(fn, inst);
+    else clearTimeout(inst.timer);
+    if (call && !call.settled) {
+      if (inst.killReason === 'closed') {
+        this.settle(call, new InvokeError(`invoker closed while ${fn.name} was running`, { functionName: fn.name, requestId: call.requestId, instanceId: inst.id }));
+      } else {
+        fn.counters.crashes++;
+        const heapOom = /heap out of memory|Allocation failed/i.test(inst.stderrTail);
+        if (heapOom) fn.counters.oomKills++;
+        const how = spawnError
+          ? `failed to start: ${spawnError.message}`
+          : signal
+            ? `was killed by signal ${signal}`
+            : `exited with code ${code}`;
+        const phase = starting ? ' during initialization' : '';
+        const tail = lastLines(inst.stderrTail, 6);
+        this.settle(call, new FunctionCrashedError(
+          `${fn.name}: instance ${inst.id} ${how}${phase}${heapOom ? ' (out of memory: JavaScript heap limit reached)' : ''}` +
+            (tail ? `\n--- instance stderr (tail) ---\n${tail}` : ''),
+          { functionName: fn.name, requestId: call.requestId, instanceId: inst.id, exitCode: code, signal, outOfMemory: heapOom, cause: spawnError },
+        ));
+      }
+    }
+    this.pump(fn);
+  }
+
+  private settle(call: Call, err: Error | undefined, result?: InvokeResult): void {
+    if (call.settled) return;
+    call.settled = true;
+    if (err) call.reject(err);
+    else call.resolve(result!);
+  }
+
+  private notePeak(fn: FunctionState, inst: Instance, bytes: number): void {
+    if (bytes > inst.peakRssBytes) inst.peakRssBytes = bytes;
+    if (bytes > fn.counters.maxPeakRssBytes) fn.counters.maxPeakRssBytes = bytes;
+  }
+
+  // Idle instances must not keep the parent's event loop alive.
+  private unref(inst: Instance): void {
+    inst.child.unref();
+    (inst.child as unknown as { channel?: { unref?: () => void } }).channel?.unref?.();
+    (inst.child.stdout as unknown as { unref?: () => void } | null)?.unref?.();
+    (inst.child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
+  }
+
+  private ref(inst: Instance): void {
+    inst.child.ref();
+    (inst.child as unknown as { channel?: { ref?: () => void } }).channel?.ref?.();
+    (inst.child.stdout as unknown as { ref?: () => void } | null)?.ref?.();
+    (inst.child.stderr as unknown as { ref?: () => void } | null)?.ref?.();
+  }
+}
+
+function instanceStats(inst: Instance): InstanceStats {
+  return {
+    instanceId: inst.id,
+    pid: inst.child.pid,
+    state: inst.state,
+    invocations: inst.invocations,
+    initMs: inst.initMs,
+    peakRssBytes: inst.peakRssBytes,
+  };
+}
+
+function remoteToFunctionError(functionName: string, e: RemoteError, requestId: string, instanceId: string, prefix = ''): FunctionError {
+  return new FunctionError({
+    functionName,
+    requestId,
+    instanceId,
+    errorType: e.errorType,
+    errorMessage: prefix + e.errorMessage,
+    ...(e.details !== undefined ? { details: e.details } : {}),
+    ...(e.stack !== undefined ? { remoteStack: e.stack } : {}),
+  });
+}
+
+const mb = (b: number) => Math.round(b / (1024 * 1024));
+
+function lastLines(s: string, n: number): string {
+  return s.trimEnd().split('\n').slice(-n).join('\n');
+}
