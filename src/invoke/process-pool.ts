@@ -72,6 +72,7 @@ export interface FunctionStats {
   instancesAlive: number;
   busy: number;
   queued: number;
+  /** Instances started (including prewarmed ones). */
   coldStarts: number;
   invocations: number;
   /** Calls that ended in FunctionError. */
@@ -111,6 +112,8 @@ interface Instance {
   /** Call currently executing. */
   current?: { call: Call; id: number; coldStart: boolean };
   timer?: NodeJS.Timeout;
+  /** prewarm() waiter, called once the instance is ready (or failed to start). */
+  onReady?: (err?: Error) => void;
   /** Why we killed it, so the exit handler reports the right error. */
   killReason?: 'timeout' | 'oom' | 'closed' | 'protocol';
   exited: Promise<void>;
@@ -189,6 +192,27 @@ export class ProcessPoolInvoker implements Invoker {
     });
   }
 
+  /**
+   * Start instances ahead of traffic (like FC provisioned instances) until `count` (default
+   * maxInstances) are alive. Resolves when they are ready; their first call is not a cold start.
+   * Rejects with the first startup failure.
+   */
+  async prewarm(functionName: string, count?: number): Promise<void> {
+    if (this.closed) throw new InvokeError(`invoker is closed (prewarming ${functionName})`, { functionName });
+    const fn = this.fns.get(functionName);
+    if (!fn) throw new FunctionNotFoundError(functionName, { known: [...this.fns.keys()] });
+    const target = Math.min(count ?? fn.config.maxInstances, fn.config.maxInstances);
+    const waits: Promise<void>[] = [];
+    while (fn.instances.length < target) {
+      const inst = this.spawn(fn);
+      inst.cold = false;
+      waits.push(new Promise<void>((resolve, reject) => {
+        inst.onReady = (err) => (err ? reject(err) : resolve());
+      }));
+    }
+    await Promise.all(waits);
+  }
+
   /** Per-function counters and instance details. */
   stats(): Record<string, FunctionStats> {
     const out: Record<string, FunctionStats> = {};
@@ -252,9 +276,10 @@ export class ProcessPoolInvoker implements Invoker {
       instanceId: id,
       ...(config.memoryLimitMb !== undefined ? { memoryLimitMb: config.memoryLimitMb } : {}),
     };
-    const env: NodeJS.ProcessEnv = { ...process.env, ...(config.env ?? {}) };
+    const env: NodeJS.ProcessEnv = { ...process.env };
     delete env.NODE_TEST_CONTEXT; // do not let a child think it is a node:test subprocess
-    delete env.NODE_OPTIONS; // flags are given explicitly via execArgv
+    delete env.NODE_OPTIONS; // the parent's flags are not the instance's (set it via config.env if needed)
+    Object.assign(env, config.env ?? {});
 
     const spawnedAt = performance.now();
     const child = fork(RUNNER_PATH, [JSON.stringify(runnerConfig)], {
@@ -345,6 +370,8 @@ export class ProcessPoolInvoker implements Invoker {
         fn.counters.coldStarts++;
         inst.state = 'idle';
         this.unref(inst);
+        inst.onReady?.();
+        inst.onReady = undefined;
         const call = inst.reserved;
         inst.reserved = undefined;
         if (call && !call.settled) this.dispatch(fn, inst, call);
@@ -354,10 +381,13 @@ export class ProcessPoolInvoker implements Invoker {
       case 'init-error': {
         const call = inst.reserved;
         inst.reserved = undefined;
+        const err = remoteToFunctionError(fn.name, msg.error, call?.requestId ?? '', inst.id, 'initialization failed: ');
+        inst.onReady?.(err);
+        inst.onReady = undefined;
         this.kill(fn, inst, 'protocol');
         if (call) {
           fn.counters.errors++;
-          this.settle(call, remoteToFunctionError(fn.name, msg.error, call.requestId, inst.id, 'initialization failed: '));
+          this.settle(call, err);
         }
         this.pump(fn);
         return;
@@ -487,6 +517,11 @@ export class ProcessPoolInvoker implements Invoker {
 
   private retire(fn: FunctionState, inst: Instance): void {
     inst.state = 'dead';
+    if (inst.onReady) {
+      const why = inst.killReason === 'timeout' ? 'did not become ready in time' : inst.killReason === 'closed' ? 'was closed' : 'died';
+      inst.onReady(new InvokeError(`${fn.name}: instance ${inst.id} ${why} while starting`, { functionName: fn.name, instanceId: inst.id }));
+      inst.onReady = undefined;
+    }
     clearTimeout(inst.timer);
     inst.timer = undefined;
     const i = fn.instances.indexOf(inst);

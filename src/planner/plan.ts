@@ -12,8 +12,8 @@ import { GridTooLargeError, PlanSpecError } from './errors.ts';
 export interface Grid { rows: number; cols: number }
 
 /**
- * Where groups end. `none`: maximal groups (cut only by non-local ops). `block`: after every
- * articulation tensor (a residual block's output). `stage`: at articulation tensors where the
+ * Where groups end. `none`: maximal groups (cut only by non-local ops). `block`: at every
+ * articulation tensor that fans out (a residual block's input). `stage`: at articulation tensors where the
  * next group starts with a change of resolution. Or explicit tensor names.
  */
 export type CutSpec = 'none' | 'block' | 'stage' | { tensors: string[] };
@@ -76,6 +76,10 @@ function splitRuns(runs: RawStage[], cls: Classified, cuts: CutSpec, info: Shape
     const hw = (t: string) => { const s = info.shapes.get(t)!; return `${s[2]}x${s[3]}`; };
     let chosen = points;
     if (wanted) chosen = points.filter((p) => wanted.has(p.tensor));
+    else if (cuts === 'block') {
+      // Block inputs fan out (residual/identity branches); plain chains get no block cuts.
+      chosen = points.filter((p) => p.fanOut > 1);
+    }
     else if (cuts === 'stage') {
       // Cut before the op that changes resolution: each group then holds one downsampling step
       // at its start, so its halo grows through one resolution only.
@@ -100,13 +104,13 @@ function splitRuns(runs: RawStage[], cls: Classified, cuts: CutSpec, info: Shape
 }
 
 /** Candidate cut tensors (articulation points) of every maximal group, for tools and tests. */
-export function cutCandidates(modelBytes: Uint8Array, inputShape: number[]): { tensor: string; shape: number[] }[] {
+export function cutCandidates(modelBytes: Uint8Array, inputShape: number[]): { tensor: string; shape: number[]; fanOut: number }[] {
   const graph = buildGraph(decodeModel(modelBytes));
   checkInputShape(graph, inputShape);
   const info = inferShapes(graph, { [graph.inputs[0].name]: inputShape });
   const cls = classifyAll(graph, info);
   return formRuns(graph, cls).filter((r) => r.kind === 'group')
-    .flatMap((r) => articulationPoints(r, cls).map((p) => ({ tensor: p.tensor, shape: info.shapes.get(p.tensor)! })));
+    .flatMap((r) => articulationPoints(r, cls).map((p) => ({ tensor: p.tensor, shape: info.shapes.get(p.tensor)!, fanOut: p.fanOut })));
 }
 
 export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedModel {

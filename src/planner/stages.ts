@@ -69,8 +69,7 @@ export function formRuns(g: IrGraph, cls: Classified): RawStage[] {
  * the run into two groups joined by that tensor alone (a residual block's output, say).
  * Returns the index of the last node before each cut and the tensor crossing it.
  */
-export function articulationPoints(run: RawStage, cls: Classified): { after: number; tensor: string }[] {
-  const pos = new Map<IrNode, number>(run.nodes.map((n, i) => [n, i]));
+export function articulationPoints(run: RawStage, cls: Classified): { after: number; tensor: string; fanOut: number }[] {
   const lastUse = new Map<string, number>();
   const firstDef = new Map<string, number>();
   run.nodes.forEach((n, i) => {
@@ -78,12 +77,12 @@ export function articulationPoints(run: RawStage, cls: Classified): { after: num
     for (const s of op.spatialInputs) lastUse.set(n.inputs[s], i);
     for (const o of n.outputs) if (o) firstDef.set(o, i);
   });
-  const points: { after: number; tensor: string }[] = [];
+  const points: { after: number; tensor: string; fanOut: number }[] = [];
+  const fanOut = (t: string) => run.nodes.filter((n) => cls.local.get(n)!.spatialInputs.some((i) => n.inputs[i] === t)).length;
   for (let i = 0; i < run.nodes.length - 1; i++) {
     const live = [...lastUse.entries()].filter(([t, last]) => last > i && (firstDef.get(t) ?? -1) <= i);
     const produced = run.nodes[i].outputs[0];
-    if (live.length === 1 && live[0][0] === produced) points.push({ after: i, tensor: produced });
+    if (live.length === 1 && live[0][0] === produced) points.push({ after: i, tensor: produced, fanOut: fanOut(produced) });
   }
-  void pos;
   return points;
 }
