@@ -349,6 +349,20 @@ describe('ProcessPoolInvoker lifecycle', () => {
     await assert.rejects(pool.invoke('sleep', Buffer.from('{}')), /closed/);
   });
 
+  it('prewarm() starts instances whose first call is warm', async () => {
+    const pool = new ProcessPoolInvoker({ logs: 'silent', functions: { sleep: fn('sleep', { maxInstances: 2 }), bad: fn('init-fail') } });
+    try {
+      await pool.prewarm('sleep');
+      assert.equal(pool.stats().sleep.instancesAlive, 2);
+      const rs = await Promise.all([0, 1].map(() => pool.invoke('sleep', Buffer.from('{"ms":0}'))));
+      assert.ok(rs.every((r) => !r.coldStart));
+      assert.equal(new Set(rs.map((r) => r.instanceId)).size, 2);
+      await assert.rejects(pool.prewarm('bad', 1), (err: unknown) => err instanceof FunctionError && /cannot load/.test(err.message));
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('validates the configuration', () => {
     assert.throws(() => new ProcessPoolInvoker({ functions: { x: { entry: 'relative.ts', maxInstances: 1, timeoutMs: 1 } } }), /absolute/);
     assert.throws(() => new ProcessPoolInvoker({ functions: { x: { entry: '/no/such/file.ts', maxInstances: 1, timeoutMs: 1 } } }), /does not exist/);
