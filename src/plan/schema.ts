@@ -22,6 +22,8 @@ export const fillSchema = z.union([z.number(), z.literal('-inf')]);
 export const runtimePadSchema = z.discriminatedUnion('use', [
   z.object({ use: z.literal('input'), name: z.string(), node: nat, input: nat, tensor: z.string(), fill: fillSchema }).strict(),
   z.object({ use: z.literal('output'), name: z.string(), tensor: z.string() }).strict(),
+  /** Crops an op's own output back inside the map (ConvTranspose computes past the borders). */
+  z.object({ use: z.literal('crop'), name: z.string(), node: nat, tensor: z.string() }).strict(),
   /** AveragePool divisor mask: ones over the tile input, padded by mask1 (fill 1) then mask2 (fill 0). */
   z.object({ use: z.enum(['mask1', 'mask2']), name: z.string(), node: nat, tensor: z.string() }).strict(),
 ]);

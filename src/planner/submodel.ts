@@ -103,9 +103,11 @@ export function buildGroupModel(g: IrGraph, info: ShapeInfo, spec: GroupSubModel
   const padsByEdge = new Map<string, RuntimePad>();
   const masks = new Map<number, { a: string; b: string }>();
   const outCrop = new Map<string, string>();
+  const selfCrop = new Map<number, string>();
   for (const rp of spec.runtimePads) {
     if (rp.use === 'input') padsByEdge.set(`${rp.node}:${rp.input}`, rp);
     else if (rp.use === 'output') outCrop.set(rp.tensor, rp.name);
+    else if (rp.use === 'crop') selfCrop.set(rp.node, rp.name);
     else {
       const m = masks.get(rp.node) ?? { a: '', b: '' };
       if (rp.use === 'mask1') m.a = rp.name; else m.b = rp.name;
@@ -178,6 +180,14 @@ export function buildGroupModel(g: IrGraph, info: ShapeInfo, spec: GroupSubModel
       sub.add({ ...p, output: [sum], name: p.name ? `${p.name}__sum` : '' });
       sub.add({ ...p, input: [counted], output: [cnt], name: p.name ? `${p.name}__count` : '' });
       sub.add({ opType: 'Div', input: [sum, cnt], output: [y] });
+      continue;
+    }
+    const crop = selfCrop.get(node.index);
+    if (crop) {
+      const y = p.output![0];
+      const raw = sub.fresh(y);
+      sub.add({ ...p, output: [raw, ...p.output!.slice(1)] });
+      pad(raw, crop, 0, y);
       continue;
     }
     sub.add(p);

@@ -31,6 +31,7 @@ function tileFacts(geo: GroupGeometry, info: ShapeInfo, cells: Map<string, Box>,
   const edges = new Map<string, EdgeFacts>();
   const computed = new Map<string, Box>();
   const needsOf = new Map<string, Box>();
+  const crops = new Map<IrNode, Sides>();
   for (const [t, cell] of cells) needsOf.set(t, cell);
   let flops = 0;
   for (let i = geo.nodes.length - 1; i >= 0; i--) {
@@ -42,19 +43,20 @@ function tileFacts(geo: GroupGeometry, info: ShapeInfo, cells: Map<string, Box>,
     const rows = op.backward(0, req[0]);
     const cols = op.backward(1, req[1]);
     const produced: Box = [rows.produced, cols.produced];
-    computed.set(out, produced);
+    // Positions outside the map (a ConvTranspose's cropped border) are not data: cut them off
+    // right away so a consumer's border padding can never see them.
+    const outShape = info.shapes.get(out)!;
+    const inside: Box = [clip(produced[0], outShape[2]), clip(produced[1], outShape[3])];
+    if (op.kind === 'convTranspose') crops.set(n, padsFor(inside, produced, [0, 0, 0, 0]));
+    computed.set(out, inside);
     let inArea = 0;
     for (const si of op.spatialInputs) {
       const x = n.inputs[si];
       const shape = info.shapes.get(x)!;
-      const need: Box = [clip(rows.need, shape[2]), clip(cols.need, shape[3])];
-      if (len(need[0]) <= 0 || len(need[1]) <= 0) {
-        throw new PlanError(`tile needs an empty region of ${x} at ${n.label}: the grid is too fine for this layer`, { group: groupId });
-      }
-      const pads: Sides = [
-        Math.max(0, -rows.need.start), Math.max(0, -cols.need.start),
-        Math.max(0, rows.need.end - shape[2]), Math.max(0, cols.need.end - shape[3]),
-      ];
+      const [ry, py0, py1] = clipNonEmpty(rows.need, shape[2]);
+      const [rx, px0, px1] = clipNonEmpty(cols.need, shape[3]);
+      const need: Box = [ry, rx];
+      const pads: Sides = [py0, px0, py1, px1];
       edges.set(edgeKey(n, si), { tensor: x, need, pads, node: n, input: si });
       needsOf.set(x, hullBox(needsOf.get(x), need));
       inArea = Math.max(inArea, area(need));
@@ -62,7 +64,21 @@ function tileFacts(geo: GroupGeometry, info: ShapeInfo, cells: Map<string, Box>,
     flops += op.flops(area(produced), inArea);
   }
   for (const x of geo.spatialInputs) computed.set(x, needsOf.get(x)!);
-  return { edges, computed, flops };
+  return { edges, computed, flops, crops };
+}
+
+/**
+ * Clips an unclipped need to [0, size) and returns the border pads that make up the rest. A
+ * need lying wholly in the padding (a tile inside a Pad op's border) keeps one real row and
+ * crops it again with a negative pad, since a tensor cannot have an empty extent.
+ */
+function clipNonEmpty(i: Interval, size: number): [Interval, number, number] {
+  let c = clip(i, size);
+  if (len(c) <= 0) {
+    const k = Math.min(Math.max(i.start, 0), size - 1);
+    c = { start: k, end: k + 1 };
+  }
+  return [c, c.start - i.start, i.end - c.end];
 }
 
 /** Per-side runtime pad: positive = pad from the image border, negative = crop to the need. */
@@ -80,6 +96,7 @@ export function tileGroup(geo: GroupGeometry, info: ShapeInfo, grid: { rows: num
   const allParams: Record<string, Sides>[] = [];
   const padEdges = new Map<string, EdgeFacts>();
   const maskNodes = new Map<IrNode, EdgeFacts>();
+  const cropNodes = new Set<IrNode>();
   for (let r = 0; r < grid.rows; r++) {
     for (let c = 0; c < grid.cols; c++) {
       const cells = new Map<string, Box>();
@@ -87,7 +104,7 @@ export function tileGroup(geo: GroupGeometry, info: ShapeInfo, grid: { rows: num
         const s = info.shapes.get(t)!;
         cells.set(t, [splitAxis(s[2], grid.rows, r), splitAxis(s[3], grid.cols, c)]);
       }
-      const { edges, computed, flops } = tileFacts(geo, info, cells, groupId);
+      const { edges, computed, flops, crops } = tileFacts(geo, info, cells, groupId);
       const params: Record<string, Sides> = {};
       for (const [key, e] of edges) {
         params[key] = padsFor(e.need, computed.get(e.tensor)!, e.pads);
@@ -105,6 +122,7 @@ export function tileGroup(geo: GroupGeometry, info: ShapeInfo, grid: { rows: num
           maskNodes.set(e.node, e);
         }
       }
+      for (const [n, sides] of crops) { params[`c${n.index}`] = sides; cropNodes.add(n); }
       geo.outputs.forEach((t, k) => {
         params[`o${k}`] = padsFor(cells.get(t)!, computed.get(t)!, [0, 0, 0, 0]);
       });
@@ -131,6 +149,7 @@ export function tileGroup(geo: GroupGeometry, info: ShapeInfo, grid: { rows: num
     runtimePads.push({ use: 'mask1', name: `m${n.index}a`, node: n.index, tensor: e.tensor });
     runtimePads.push({ use: 'mask2', name: `m${n.index}b`, node: n.index, tensor: e.tensor });
   }
+  for (const n of cropNodes) if (used(`c${n.index}`)) runtimePads.push({ use: 'crop', name: `c${n.index}`, node: n.index, tensor: n.outputs[0] });
   geo.outputs.forEach((t, k) => { if (used(`o${k}`)) runtimePads.push({ use: 'output', name: `o${k}`, tensor: t }); });
   const keep = new Set(runtimePads.map((p) => p.name));
   for (const t of tiles) for (const k of Object.keys(t.params)) if (!keep.has(k)) delete t.params[k];

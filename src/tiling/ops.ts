@@ -168,7 +168,12 @@ export function classifyNode(g: IrGraph, node: IrNode, info: ShapeInfo): Localit
       op: {
         node, kind: 'resize', spatialInputs: [0], fill: 0,
         backward: (axis, o) => {
-          const need = { start: taps(axis, o.start)[0], end: taps(axis, o.end - 1)[1] + 1 };
+          // The local resize of inputs [i0, i1) yields outputs [r*i0, r*i1): the need must cover
+          // the taps and also start/end early/late enough for that range to contain the request.
+          const need = {
+            start: Math.min(taps(axis, o.start)[0], Math.floor(o.start / r[axis])),
+            end: Math.min(inSize[axis], Math.max(taps(axis, o.end - 1)[1] + 1, Math.ceil(o.end / r[axis]))),
+          };
           return { need, produced: { start: need.start * r[axis], end: need.end * r[axis] } };
         },
         flops: (a) => a * N * C * (mode === 'linear' ? 8 : 1),

@@ -1,0 +1,130 @@
+/**
+ * Alibaba Function Compute 3.0 HTTP-trigger event and result.
+ *
+ * FC hands an HTTP-triggered function a JSON event describing the request and
+ * expects a JSON result describing the response. Binary bodies travel as base64
+ * (`isBase64Encoded: true`). The local gateway (./gateway.ts) produces the same
+ * events, so the handler cannot tell the difference.
+ */
+import { z } from 'zod';
+import { HttpError, badRequest } from './errors.ts';
+
+export const fcHttpEventSchema = z.object({
+  version: z.literal('v1'),
+  rawPath: z.string(),
+  body: z.string().default(''),
+  isBase64Encoded: z.boolean().default(false),
+  headers: z.record(z.string(), z.string()).default({}),
+  queryParameters: z.record(z.string(), z.string()).default({}),
+  requestContext: z.looseObject({
+    accountId: z.string().optional(),
+    domainName: z.string().optional(),
+    domainPrefix: z.string().optional(),
+    http: z.looseObject({
+      method: z.string(),
+      path: z.string(),
+      protocol: z.string().optional(),
+      sourceIp: z.string().optional(),
+      userAgent: z.string().optional(),
+    }),
+    requestId: z.string(),
+    time: z.string().optional(),
+    timeEpoch: z.string().optional(),
+  }),
+});
+
+export type FcHttpEvent = z.output<typeof fcHttpEventSchema>;
+
+export const fcHttpResultSchema = z.object({
+  statusCode: z.number().int().min(100).max(599),
+  headers: z.record(z.string(), z.string()).optional(),
+  body: z.string().default(''),
+  isBase64Encoded: z.boolean().optional(),
+});
+
+export type FcHttpResult = z.output<typeof fcHttpResultSchema>;
+
+const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** The request body as bytes (decodes base64 bodies; rejects malformed base64 with 400). */
+export function eventBody(event: Pick<FcHttpEvent, 'body' | 'isBase64Encoded'>): Buffer {
+  const body = event.body ?? '';
+  if (!event.isBase64Encoded) return Buffer.from(body, 'utf8');
+  if (body.length % 4 !== 0 || !BASE64_RE.test(body)) {
+    throw badRequest('request body is marked isBase64Encoded but is not valid base64', { code: 'invalid_base64' });
+  }
+  return Buffer.from(body, 'base64');
+}
+
+/** The result body as bytes. */
+export function resultBody(result: Pick<FcHttpResult, 'body' | 'isBase64Encoded'>): Buffer {
+  return Buffer.from(result.body ?? '', result.isBase64Encoded ? 'base64' : 'utf8');
+}
+
+/** Case-insensitive header lookup (FC may deliver canonical-case names; the local gateway lowercases). */
+export function eventHeader(event: Pick<FcHttpEvent, 'headers'>, name: string): string | undefined {
+  const headers = event.headers ?? {};
+  const lower = name.toLowerCase();
+  if (lower in headers) return headers[lower];
+  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === lower) return v;
+  return undefined;
+}
+
+/** Media type without parameters, lowercased: "Image/PNG; q=1" → "image/png"; "" when absent. */
+export function mediaType(contentType: string | undefined): string {
+  return (contentType ?? '').split(';', 1)[0]!.trim().toLowerCase();
+}
+
+export function jsonResult(status: number, obj: unknown, headers: Record<string, string> = {}): FcHttpResult {
+  return {
+    statusCode: status,
+    headers: { ...headers, 'content-type': 'application/json' },
+    body: JSON.stringify(obj),
+    isBase64Encoded: false,
+  };
+}
+
+export function binaryResult(status: number, buf: Uint8Array, headers: Record<string, string> = {}): FcHttpResult {
+  return {
+    statusCode: status,
+    headers: { 'content-type': 'application/octet-stream', ...headers },
+    body: Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).toString('base64'),
+    isBase64Encoded: true,
+  };
+}
+
+/** Minimal structural check so this module does not depend on zod's class identity. */
+function isZodError(err: unknown): err is z.ZodError {
+  return err instanceof z.ZodError || (typeof err === 'object' && err !== null && (err as { name?: unknown }).name === 'ZodError' && Array.isArray((err as { issues?: unknown }).issues));
+}
+
+/** `["inputs", 0, "shape"]` → `inputs[0].shape`; empty → `(root)`. */
+export function zodPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(root)';
+  return path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+}
+
+/** Human-readable one-liner for zod issues: `inputs[0].shape[1]: Invalid input: expected int, received number; ...`. */
+export function describeZodError(err: z.ZodError): string {
+  return (
+    err.issues.slice(0, 10).map((i) => `${zodPath(i.path)}: ${i.message}`).join('; ') +
+    (err.issues.length > 10 ? `; ... (${err.issues.length - 10} more)` : '')
+  );
+}
+
+/**
+ * Map any thrown value to a response: HttpError → its status and body; zod
+ * validation errors → 400 listing the issues; anything else → 500 with a
+ * generic message (never the message or stack of an unexpected error).
+ */
+export function errorResult(err: unknown): FcHttpResult {
+  if (err instanceof HttpError) return jsonResult(err.status, err.toJSON(), err.headers);
+  if (isZodError(err)) {
+    return jsonResult(400, {
+      error: `invalid request: ${describeZodError(err)}`,
+      code: 'invalid_request',
+      issues: err.issues.slice(0, 50).map((i) => ({ path: i.path.map((p) => (typeof p === 'symbol' ? String(p) : p)), message: i.message })),
+    });
+  }
+  return jsonResult(500, { error: 'internal server error', code: 'internal' });
+}
