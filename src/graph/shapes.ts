@@ -76,7 +76,7 @@ export function kernelOf(g: IrGraph, node: IrNode, shapes: Map<string, number[] 
 const SAME_SHAPE = new Set([
   'Relu', 'LeakyRelu', 'PRelu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Clip', 'Elu', 'Selu', 'Celu', 'Softplus', 'Softsign', 'Mish', 'Gelu',
   'Exp', 'Log', 'Abs', 'Neg', 'Sqrt', 'Reciprocal', 'Floor', 'Ceil', 'Round', 'Erf', 'Sin', 'Cos', 'Not', 'Sign',
-  'BatchNormalization', 'InstanceNormalization', 'LRN', 'Dropout', 'Identity', 'Softmax', 'LogSoftmax', 'Hardmax', 'Cast', 'LayerNormalization', 'ThresholdedRelu', 'Shrink',
+  'BatchNormalization', 'InstanceNormalization', 'LpNormalization', 'MeanVarianceNormalization', 'LRN', 'Dropout', 'Identity', 'Softmax', 'LogSoftmax', 'Hardmax', 'Cast', 'LayerNormalization', 'ThresholdedRelu', 'Shrink',
 ]);
 const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Equal', 'Less', 'Greater', 'And', 'Or', 'Where', 'PRelu', 'Mod', 'BitShift']);
 

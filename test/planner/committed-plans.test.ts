@@ -1,0 +1,44 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { buildModel, ensureModel } from '../../src/models/index.ts';
+import { planModel } from '../../src/planner/plan.ts';
+import { COMMITTED_PLANS } from '../../src/planner/committed.ts';
+
+const run = promisify(execFile);
+
+describe('committed plans', () => {
+  for (const c of COMMITTED_PLANS) {
+    it(`${c.file} is what the planner generates today (deterministic, model hash matches)`, async () => {
+      const committed = JSON.parse(await readFile(c.file, 'utf8'));
+      const { plan } = planModel(buildModel(c.arch), { inputShape: c.inputShape, grid: c.grid, cuts: c.cuts, name: c.arch });
+      assert.deepEqual(JSON.parse(JSON.stringify(plan)), committed, 'run `npm run make-plans` and commit the result');
+    });
+  }
+
+  it('the paper schemes: 6 groups, 24 and 72 worker tiles', async () => {
+    const [p2, p4] = await Promise.all(COMMITTED_PLANS.map(async (c) => JSON.parse(await readFile(c.file, 'utf8'))));
+    assert.equal(p2.summary.groups, 6);
+    assert.equal(p2.summary.tiles, 24);
+    assert.equal(p4.summary.tiles, 72);
+  });
+
+  it('npm run verify passes on the 4x4 plan, last line is the JSON summary', async () => {
+    await ensureModel('resnet18', 'models/resnet18.onnx');
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'scripts/verify.ts', '--model', 'models/resnet18.onnx', '--plan', COMMITTED_PLANS[1].file, '--seed', '5']);
+    const last = JSON.parse(stdout.trim().split('\n').pop()!);
+    assert.equal(last.ok, true);
+    for (const k of ['maxAbsDiff', 'maxRef', 'groups', 'tiles', 'redundancy']) assert.ok(k in last, k);
+    assert.ok(last.maxAbsDiff <= 1e-4 * Math.max(1, last.maxRef));
+  });
+
+  it('npm run verify exits 1 with a clear message on a plan for another model', async () => {
+    await ensureModel('mobilenetv2', 'models/mobilenetv2.onnx');
+    await assert.rejects(
+      run(process.execPath, ['--import', 'tsx', 'scripts/verify.ts', '--model', 'models/mobilenetv2.onnx', '--plan', COMMITTED_PLANS[0].file]),
+      (e: { code: number; stderr: string }) => e.code === 1 && /PlanMismatchError: .*sha256/.test(e.stderr),
+    );
+  });
+});
