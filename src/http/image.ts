@@ -4,7 +4,7 @@
  *   Resize(resize) (shorter side) → CenterCrop(height, width) → ToTensor → Normalize(mean, std)
  * or, with `resize: null`, a direct (aspect-ratio-ignoring) resize to width x height.
  */
-import sharp from 'sharp';
+import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { z } from 'zod';
 import type { FloatTensor } from '../runtime/ort.ts';
 import { HttpError, payloadTooLarge, unsupportedMediaType } from './errors.ts';
@@ -105,7 +105,7 @@ export async function preprocessImage(bytes: Buffer, contentType: string, pre: P
   if (bytes.length === 0) throw unsupportedMediaType(`empty body; expected ${declared} image data`, { code: 'invalid_image' });
 
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  let meta: sharp.Metadata;
+  let meta: Metadata;
   try {
     meta = await sharp(bytes, { failOn: 'error', limitInputPixels: false }).metadata();
   } catch (e) {
@@ -127,7 +127,7 @@ export async function preprocessImage(bytes: Buffer, contentType: string, pre: P
   const { rw, rh, left, top } = resizePlan(ow, oh, pre);
 
   let data: Buffer;
-  let info: sharp.OutputInfo;
+  let info: OutputInfo;
   try {
     let img = sharp(bytes, { failOn: 'error', limitInputPixels: maxPixels, autoOrient: true })
       .resize(rw, rh, { fit: 'fill', kernel: 'linear' });
