@@ -40,6 +40,12 @@ const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Response headers the gateway owns (framing / connection management). */
 const HOP_BY_HOP = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'trailer', 'te', 'proxy-connection']);
 
+/** The client's `x-request-id` if it is sane, else a fresh UUID. */
+function requestIdOf(headers: http.IncomingHttpHeaders): string {
+  const v = headers['x-request-id'];
+  return typeof v === 'string' && REQUEST_ID_RE.test(v) ? v : randomUUID();
+}
+
 function flattenHeaders(raw: http.IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(raw)) {
@@ -66,10 +72,6 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, heade
   res.end(buf);
 }
 
-function errorBody(err: HttpError): Record<string, string> {
-  return err.headers ?? {};
-}
-
 /** Map an `invoke` failure to the HTTP error FC's trigger would give. */
 function invokeFailure(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
@@ -93,32 +95,39 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const lingerMs = opts.lingerMs ?? 2000;
   const onError = opts.onError ?? ((err, event) => console.error(`[gateway] ${event.requestContext.requestId} ${event.requestContext.http.method} ${event.rawPath}:`, err));
 
-  /** Answer 413 without reading the body, then drain-and-discard briefly before closing. */
+  /**
+   * Answer 413 without keeping any more of the body, then close the connection.
+   * Node destroys a `connection: close` socket as soon as the response is
+   * flushed; with upload bytes still in flight that turns into a TCP reset that
+   * can reach the client before it reads the 413. So: half-close (FIN) after
+   * the response, keep reading and discarding, and destroy the socket when the
+   * client closes its side or after `lingerMs` (nginx-style lingering close).
+   */
   const reject413 = (req: http.IncomingMessage, res: http.ServerResponse, requestId: string, size: string) => {
     const err = payloadTooLarge(`request body of ${size} bytes is over the limit of ${maxBodyBytes} bytes`, {
+      code: 'payload_too_large',
       details: { limit: maxBodyBytes },
     });
-    res.shouldKeepAlive = false;
-    sendJson(res, 413, err.toJSON(), { 'x-request-id': requestId, connection: 'close' });
-    // Discard whatever else arrives; close the socket once the client stops or after lingerMs.
-    req.removeAllListeners('data');
-    req.on('data', () => {});
-    req.on('error', () => {});
-    req.resume();
     const socket = req.socket;
+    socket.destroySoon = function (this: typeof socket) {
+      if (this.writable) this.end();
+    };
     const timer = setTimeout(() => socket.destroy(), lingerMs);
     timer.unref();
     socket.once('close', () => clearTimeout(timer));
-    req.once('end', () => {
-      clearTimeout(timer);
-      res.once('finish', () => socket.destroySoon?.() ?? socket.end());
-      if (res.writableFinished) socket.end();
-    });
+    socket.once('end', () => socket.end()); // client done too: both halves closed → socket closes
+    req.removeAllListeners('data');
+    req.on('data', () => {}); // discard
+    req.on('error', () => {});
+    req.once('end', () => socket.end()); // upload fully drained: nothing left to reset; end() flushes the 413 first
+    req.resume();
+    res.shouldKeepAlive = false;
+    sendJson(res, 413, err.toJSON(), { 'x-request-id': requestId, connection: 'close' });
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const headers = flattenHeaders(req.headers);
-    const requestId = headers['x-request-id'] && REQUEST_ID_RE.test(headers['x-request-id']) ? headers['x-request-id'] : randomUUID();
+    const requestId = requestIdOf(req.headers);
     headers['x-request-id'] = requestId;
     res.on('error', () => {});
 
@@ -188,7 +197,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     } catch (err) {
       const httpErr = invokeFailure(err);
       onError(err, event);
-      sendJson(res, httpErr.status, httpErr.toJSON(), { ...errorBody(httpErr), 'x-request-id': requestId });
+      sendJson(res, httpErr.status, httpErr.toJSON(), { ...httpErr.headers, 'x-request-id': requestId });
       return;
     }
     if (res.destroyed) return; // client went away meanwhile
@@ -229,7 +238,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   server.on('checkContinue', (req, res) => {
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > maxBodyBytes) {
-      const requestId = randomUUID();
+      const requestId = requestIdOf(req.headers);
       const err = payloadTooLarge(`request body of ${declared} bytes is over the limit of ${maxBodyBytes} bytes`, { details: { limit: maxBodyBytes } });
       res.shouldKeepAlive = false;
       sendJson(res, 413, err.toJSON(), { 'x-request-id': requestId, connection: 'close' });
