@@ -388,7 +388,8 @@ export interface InferResponse {
 }
 
 export interface EncodedBody {
-  body: Buffer;
+  /** Buffer<ArrayBuffer> so it can be passed straight to fetch(). */
+  body: Buffer<ArrayBuffer>;
   headers: Record<string, string>;
   /** True when the body uses the binary extension. */
   binary: boolean;
