@@ -1,0 +1,95 @@
+import { sha256 } from '../onnx/model-io.ts';
+import type { Plan } from '../plan/schema.ts';
+import { materializePlan, parsePlan } from '../planner/materialize.ts';
+import { createSession, type ModelSession, type SessionOptions } from '../runtime/ort.ts';
+import { ObjectNotFoundError, type ObjectStore } from '../store/object-store.ts';
+import { buildExchange, type Exchange } from './exchange.ts';
+import { ArtifactMissingError } from './errors.ts';
+import { artifactKeys } from './keys.ts';
+
+/**
+ * Uploads a plan and its sub-models. Sub-models are content-addressed, so publishing several
+ * plans of one model shares identical groups, and re-publishing is idempotent.
+ */
+export async function publishPlan(store: ObjectStore, modelBytes: Uint8Array, plan: Plan, planName: string): Promise<{ planKey: string; uploaded: number; bytes: number }> {
+  const { subModels } = materializePlan(modelBytes, plan);
+  let uploaded = 0;
+  let bytes = 0;
+  const existing = new Set(await store.list('artifacts/submodels/'));
+  for (const s of plan.stages) {
+    const key = artifactKeys.subModel(s.subModel.sha256);
+    if (existing.has(key)) continue;
+    const b = subModels.get(s.id)!;
+    await store.put(key, b);
+    uploaded++;
+    bytes += b.length;
+  }
+  const planKey = artifactKeys.plan(plan.model.sha256, planName);
+  await store.put(planKey, Buffer.from(JSON.stringify(plan)));
+  return { planKey, uploaded, bytes };
+}
+
+export interface LoadedPlan { plan: Plan; exchange: Exchange }
+
+/**
+ * Per-instance cache of plans and ORT sessions: a warm function never reloads a model. Sessions
+ * are keyed by sub-model hash and evicted least-recently-used beyond `maxSessions`, which bounds
+ * a worker's memory when one instance serves tiles of many groups.
+ */
+export class ArtifactCache {
+  private plans = new Map<string, Promise<LoadedPlan>>();
+  private sessions = new Map<string, Promise<ModelSession>>();
+  loads = 0;
+  constructor(private readonly store: ObjectStore, private readonly opts: SessionOptions & { maxSessions?: number } = {}) {}
+
+  getPlan(key: string): Promise<LoadedPlan> {
+    let p = this.plans.get(key);
+    if (!p) {
+      p = (async () => {
+        const raw = await this.fetch(key, 'plan');
+        let json: unknown;
+        try { json = JSON.parse(raw.toString('utf8')); } catch (cause) { throw new ArtifactMissingError(`plan is not JSON: ${(cause as Error).message}`, { key, cause }); }
+        const plan = parsePlan(json, key);
+        return { plan, exchange: buildExchange(plan) };
+      })();
+      p.catch(() => this.plans.delete(key));
+      this.plans.set(key, p);
+    }
+    return p;
+  }
+
+  /** Returns the session and whether it was already loaded (warm). */
+  async getSession(subSha: string): Promise<{ session: ModelSession; cached: boolean }> {
+    const hit = this.sessions.get(subSha);
+    if (hit) {
+      this.sessions.delete(subSha);
+      this.sessions.set(subSha, hit);
+      return { session: await hit, cached: true };
+    }
+    const p = (async () => {
+      const key = artifactKeys.subModel(subSha);
+      const bytes = await this.fetch(key, 'sub-model');
+      if (sha256(bytes) !== subSha) throw new ArtifactMissingError('sub-model bytes do not match their hash', { key });
+      this.loads++;
+      return createSession(bytes, `sub-model ${subSha.slice(0, 12)}`, this.opts);
+    })();
+    p.catch(() => this.sessions.delete(subSha));
+    this.sessions.set(subSha, p);
+    const max = this.opts.maxSessions ?? 8;
+    while (this.sessions.size > max) {
+      const [oldest, s] = this.sessions.entries().next().value as [string, Promise<ModelSession>];
+      this.sessions.delete(oldest);
+      void s.then((x) => x.release(), () => undefined);
+    }
+    return { session: await p, cached: false };
+  }
+
+  private async fetch(key: string, what: string): Promise<Buffer> {
+    try {
+      return await this.store.get(key);
+    } catch (e) {
+      if (e instanceof ObjectNotFoundError) throw new ArtifactMissingError(`${what} not found in the store: publish the plan first`, { key, cause: e });
+      throw e;
+    }
+  }
+}
