@@ -44,6 +44,21 @@ export const fcHttpResultSchema = z.object({
 
 export type FcHttpResult = z.output<typeof fcHttpResultSchema>;
 
+/**
+ * Parse the raw event payload an FC function receives (JSON bytes) into a
+ * validated FcHttpEvent. Throws a ZodError / SyntaxError on malformed input
+ * (a platform problem, not the HTTP client's).
+ */
+export function parseFcHttpEvent(payload: Buffer | Uint8Array | string): FcHttpEvent {
+  const text = typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8');
+  return fcHttpEventSchema.parse(JSON.parse(text));
+}
+
+/** Serialise a result for the function's return value (FC expects JSON). */
+export function serializeFcHttpResult(result: FcHttpResult): Buffer {
+  return Buffer.from(JSON.stringify(fcHttpResultSchema.parse(result)));
+}
+
 const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** The request body as bytes (decodes base64 bodies; rejects malformed base64 with 400). */

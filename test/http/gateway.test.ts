@@ -203,3 +203,28 @@ describe('gateway lifecycle', () => {
     await assert.rejects(startGateway({ maxBodyBytes: -1, invoke: async () => jsonResult(200, {}) }), RangeError);
   });
 });
+
+describe('fc-event helpers', () => {
+  it('parseFcHttpEvent applies defaults and validates; errorResult maps errors', async () => {
+    const { parseFcHttpEvent, serializeFcHttpResult, errorResult, eventHeader, mediaType } = await import('../../src/http/fc-event.ts');
+    const { badRequest } = await import('../../src/http/errors.ts');
+    const e = parseFcHttpEvent(JSON.stringify({ version: 'v1', rawPath: '/x', headers: { 'Content-Type': 'Image/PNG; q=1' }, requestContext: { http: { method: 'GET', path: '/x' }, requestId: 'r' } }));
+    assert.equal(e.body, '');
+    assert.equal(e.isBase64Encoded, false);
+    assert.deepEqual(e.queryParameters, {});
+    assert.equal(mediaType(eventHeader(e, 'content-type')), 'image/png');
+    assert.throws(() => parseFcHttpEvent('{"version":"v2"}'));
+    assert.deepEqual(JSON.parse(serializeFcHttpResult(jsonResult(201, { a: 1 })).toString()).statusCode, 201);
+
+    const r400 = errorResult(badRequest('input "x": bad', { details: { input: 'x', error: 'ignored' } }));
+    assert.equal(r400.statusCode, 400);
+    assert.deepEqual(JSON.parse(r400.body), { input: 'x', error: 'input "x": bad', code: 'bad_request' });
+    const zodErr = fcHttpEventSchema.safeParse({}).error;
+    const rz = errorResult(zodErr);
+    assert.equal(rz.statusCode, 400);
+    assert.match(JSON.parse(rz.body).error, /invalid request: version/);
+    const r500 = errorResult(new TypeError('secret internals at /srv/app.ts:12'));
+    assert.equal(r500.statusCode, 500);
+    assert.deepEqual(JSON.parse(r500.body), { error: 'internal server error', code: 'internal' });
+  });
+});
