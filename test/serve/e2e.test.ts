@@ -80,7 +80,7 @@ describe('local stack over HTTP', () => {
   });
 
   describe('bad input: a JSON error naming the problem, and the server stays up', () => {
-    const post = (model: string, body: Uint8Array | string, headers: Record<string, string>) =>
+    const post = (model: string, body: Uint8Array<ArrayBuffer> | string, headers: Record<string, string>) =>
       fetch(`${stack.url}/v2/models/${model}/infer`, { method: 'POST', body, headers });
     const cases: [string, () => Promise<Response>, number, RegExp][] = [
       ['malformed JSON', () => post('resnet18', '{"inputs": [', { 'content-type': 'application/json' }), 400, /JSON/i],
