@@ -64,7 +64,7 @@ export class DistributedBackend implements InferenceBackend {
       const cost = {
         requestId: rid,
         ms: { total: tEnd - t0, storeInput: tPut - t0, master: tMaster - tPut, fetchOutput: tEnd - tMaster, masterLoadPlan: report.ms.loadPlan },
-        stages: report.stages.map((s) => ({ id: s.id, kind: s.kind, ms: round(s.ms), invocations: s.invocations, coldStarts: s.coldStarts, maxWorkerMs: round(s.maxWorkerMs), maxWorkerComputeMs: round(s.maxWorkerComputeMs), peakWorkerRssMb: round(s.peakWorkerRssBytes / 1048576), bytesRead: s.bytesRead, bytesWritten: s.bytesWritten, storeRequests: s.storeRequests })),
+        stages: report.stages.map((s) => ({ id: s.id, kind: s.kind, ms: round(s.ms), invocations: s.invocations, coldStarts: s.coldStarts, maxColdStartMs: round(s.maxColdStartMs), maxWorkerMs: round(s.maxWorkerMs), maxWorkerComputeMs: round(s.maxWorkerComputeMs), peakWorkerRssMb: round(s.peakWorkerRssBytes / 1048576), bytesRead: s.bytesRead, bytesWritten: s.bytesWritten, storeRequests: s.storeRequests })),
         invocations: { master: 1, worker: sum((s) => s.invocations), coldStarts: sum((s) => s.coldStarts) + (coldMaster ? 1 : 0) },
         store: {
           requests: c.gets + c.puts + c.lists + c.deletes + report.master.storeRequests + sum((s) => s.storeRequests),

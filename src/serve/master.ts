@@ -23,6 +23,8 @@ export interface StageReport {
   ms: number;
   invocations: number;
   coldStarts: number;
+  /** Slowest instance start (spawn + module load) among this stage's cold starts. */
+  maxColdStartMs: number;
   maxWorkerMs: number;
   /** Worker handler durations, as FC bills them. */
   workerMs: number[];
@@ -149,7 +151,7 @@ export async function runMasterTask(task: MasterTask, deps: MasterDeps): Promise
 type PartialReport = Omit<StageReport, 'ms'>;
 
 const emptyReport = (id: number, kind: 'group' | 'master'): PartialReport => ({
-  id, kind, invocations: 0, coldStarts: 0, maxWorkerMs: 0, workerMs: [], maxWorkerComputeMs: 0, peakWorkerRssBytes: 0, bytesRead: 0, bytesWritten: 0, storeRequests: 0,
+  id, kind, invocations: 0, coldStarts: 0, maxColdStartMs: 0, maxWorkerMs: 0, workerMs: [], maxWorkerComputeMs: 0, peakWorkerRssBytes: 0, bytesRead: 0, bytesWritten: 0, storeRequests: 0,
 });
 
 async function runMasterStage(stage: MasterStage, deps: MasterDeps, gather: (n: string) => Promise<FloatTensor>, held: Map<string, FloatTensor>): Promise<PartialReport> {
@@ -190,7 +192,10 @@ async function runGroupStage(
     }
     const w = JSON.parse(res.payload.toString('utf8')) as WorkerReport;
     report.invocations++;
-    if (res.coldStart) report.coldStarts++;
+    if (res.coldStart) {
+      report.coldStarts++;
+      report.maxColdStartMs = Math.max(report.maxColdStartMs, res.initMs ?? 0);
+    }
     report.workerMs.push(res.durationMs);
     report.maxWorkerMs = Math.max(report.maxWorkerMs, res.durationMs);
     report.maxWorkerComputeMs = Math.max(report.maxWorkerComputeMs, w.ms.compute);
