@@ -4,11 +4,17 @@
  * invocation at a time over the IPC channel (advanced serialization, so
  * Buffers cross as binary).
  *
+ * Handlers get `context.invoker`, a RelayInvoker: nested invocations are sent to the parent
+ * (`invoke-req`), which runs them through its own pool and replies (`invoke-res`).
+ *
  * argv[2]: JSON RunnerConfig. Exits when the parent disconnects (parent died or closed the pool).
+ * Not importable: loading this module starts the runner.
  */
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
-import type { FunctionContext, FunctionHandler } from './invoker.ts';
+import { InvokeError, PayloadTooLargeError, deserializeInvokeError } from './errors.ts';
+import type { SerializedInvokeError } from './errors.ts';
+import type { FunctionContext, FunctionHandler, InvokeResult, Invoker } from './invoker.ts';
 
 // ---- IPC protocol between ProcessPoolInvoker (parent) and this runner (child). Internal. ----
 
@@ -17,6 +23,8 @@ export interface RunnerConfig {
   functionName: string;
   instanceId: string;
   memoryLimitMb?: number;
+  /** The pool's payload limit, checked before relaying a nested invocation's request. */
+  maxPayloadBytes?: number;
 }
 
 export interface RemoteError {
@@ -26,15 +34,24 @@ export interface RemoteError {
   stack?: string;
 }
 
+/** InvokeResult as it crosses the channel. */
+export type WireInvokeResult = Omit<InvokeResult, 'payload'> & { payload: Buffer | Uint8Array };
+
 /** Payloads are Buffers on the wire (advanced serialization); typed loosely to stay defensive. */
-export type ParentMessage = { t: 'invoke'; id: number; requestId: string; payload: Buffer | Uint8Array };
+export type ParentMessage =
+  | { t: 'invoke'; id: number; requestId: string; payload: Buffer | Uint8Array }
+  /** Reply to a nested invocation (`invoke-req` with the same callId). */
+  | { t: 'invoke-res'; callId: number; result: WireInvokeResult; error?: undefined }
+  | { t: 'invoke-res'; callId: number; error: SerializedInvokeError; result?: undefined };
 
 export type RunnerMessage =
   | { t: 'ready'; importMs: number; maxRssBytes: number }
   | { t: 'init-error'; error: RemoteError }
   | { t: 'result'; id: number; payload: Buffer | Uint8Array; durationMs: number; maxRssBytes: number }
   | { t: 'error'; id: number; error: RemoteError; durationMs: number; maxRssBytes: number }
-  | { t: 'oom'; rssBytes: number; maxRssBytes: number };
+  | { t: 'oom'; rssBytes: number; maxRssBytes: number }
+  /** Nested invocation from the handler via context.invoker; callIds are per instance. */
+  | { t: 'invoke-req'; callId: number; functionName: string; payload: Buffer | Uint8Array };
 
 const send = (msg: RunnerMessage): Promise<void> =>
   new Promise((resolve) => {
@@ -42,6 +59,94 @@ const send = (msg: RunnerMessage): Promise<void> =>
     // The callback fires once the message is handed to the channel (or on error, e.g. channel closed).
     process.send(msg, undefined, {}, () => resolve());
   });
+
+const toBuffer = (p: Buffer | Uint8Array): Buffer =>
+  Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength);
+
+interface PendingRelay {
+  functionName: string;
+  resolve: (r: InvokeResult) => void;
+  reject: (e: Error) => void;
+  /** Call site, used as the stack of a rejection. */
+  site: { stack?: string };
+}
+
+/**
+ * `context.invoker` inside an instance: relays invocations to the parent ProcessPoolInvoker and
+ * rehydrates its errors into the classes of ./errors.ts. Any number of calls may be in flight.
+ * (State is in #private fields, so JSON.stringify(context) stays small and acyclic.)
+ */
+class RelayInvoker implements Invoker {
+  readonly #pending = new Map<number, PendingRelay>();
+  readonly #maxPayloadBytes: number | undefined;
+  #seq = 0;
+
+  constructor(maxPayloadBytes: number | undefined) {
+    this.#maxPayloadBytes = maxPayloadBytes;
+    this.invoke = this.invoke.bind(this); // usable detached: `const { invoke } = context.invoker`
+  }
+
+  invoke(functionName: string, payload: Buffer | Uint8Array): Promise<InvokeResult> {
+    const site: { stack?: string } = {};
+    Error.captureStackTrace(site, RelayInvoker.prototype.invoke);
+    if (typeof functionName !== 'string') {
+      return Promise.reject(new TypeError(`invoke(): functionName must be a string (got ${typeof functionName})`));
+    }
+    if (!(payload instanceof Uint8Array)) {
+      return Promise.reject(new TypeError(`invoke(${functionName}): payload must be a Buffer`));
+    }
+    if (this.#maxPayloadBytes !== undefined && payload.byteLength > this.#maxPayloadBytes) {
+      // Same error the parent would raise, without shipping the oversized payload over IPC first.
+      return Promise.reject(new PayloadTooLargeError({
+        functionName, sizeBytes: payload.byteLength, maxBytes: this.#maxPayloadBytes, direction: 'request',
+      }));
+    }
+    if (!process.connected || !process.send) {
+      return Promise.reject(new InvokeError(`cannot invoke ${functionName}: disconnected from the invoker`, { functionName }));
+    }
+    const callId = ++this.#seq;
+    return new Promise<InvokeResult>((resolve, reject) => {
+      this.#pending.set(callId, { functionName, resolve, reject, site });
+      const msg: RunnerMessage = { t: 'invoke-req', callId, functionName, payload };
+      const failed = (err: unknown) => {
+        if (!this.#pending.delete(callId)) return;
+        reject(new InvokeError(`cannot invoke ${functionName}: ${err instanceof Error ? err.message : String(err)}`, { functionName, cause: err }));
+      };
+      try {
+        process.send!(msg, undefined, {}, (err: Error | null) => {
+          if (err) failed(err);
+        });
+      } catch (err) {
+        failed(err);
+      }
+    });
+  }
+
+  /** Settle the call answered by an `invoke-res` message (unknown callIds are ignored). */
+  onResponse(msg: Extract<ParentMessage, { t: 'invoke-res' }>): void {
+    const p = this.#pending.get(msg.callId);
+    if (!p) return;
+    this.#pending.delete(msg.callId);
+    if (msg.error !== undefined) {
+      const err = deserializeInvokeError(msg.error, p.functionName);
+      // Point the stack at the handler's call rather than at this message handler.
+      const frames = p.site.stack?.split('\n').slice(1).join('\n');
+      err.stack = `${err.name}: ${err.message}${frames ? `\n${frames}` : ''}`;
+      p.reject(err);
+      return;
+    }
+    const r = msg.result;
+    const result: InvokeResult = {
+      payload: toBuffer(r.payload),
+      instanceId: r.instanceId,
+      coldStart: r.coldStart,
+      durationMs: r.durationMs,
+    };
+    if (r.initMs !== undefined) result.initMs = r.initMs;
+    if (r.peakRssBytes !== undefined) result.peakRssBytes = r.peakRssBytes;
+    p.resolve(result);
+  }
+}
 
 const maxRssBytes = (): number => process.resourceUsage().maxRSS * 1024;
 
@@ -120,8 +225,13 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const importMs = performance.now() - importStart;
+  const relay = new RelayInvoker(cfg.maxPayloadBytes);
 
   process.on('message', (raw: ParentMessage) => {
+    if (raw?.t === 'invoke-res') {
+      relay.onResponse(raw);
+      return;
+    }
     if (raw?.t !== 'invoke') return;
     void (async () => {
       const ctx: FunctionContext = {
@@ -129,10 +239,9 @@ async function main(): Promise<void> {
         functionName: cfg.functionName,
         instanceId: cfg.instanceId,
         ...(cfg.memoryLimitMb !== undefined ? { memoryLimitMb: cfg.memoryLimitMb } : {}),
+        invoker: relay,
       };
-      const event = Buffer.isBuffer(raw.payload)
-        ? raw.payload
-        : Buffer.from(raw.payload.buffer, raw.payload.byteOffset, raw.payload.byteLength);
+      const event = toBuffer(raw.payload);
       const t0 = performance.now();
       try {
         const out = await handler(event, ctx);
@@ -140,7 +249,7 @@ async function main(): Promise<void> {
         let payload: Buffer;
         if (typeof out === 'string') payload = Buffer.from(out, 'utf8');
         else if (Buffer.isBuffer(out)) payload = out;
-        else if (out instanceof Uint8Array) payload = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+        else if (out instanceof Uint8Array) payload = toBuffer(out);
         else {
           const err = new TypeError(`handler returned ${out === null ? 'null' : typeof out}; expected Buffer, Uint8Array or string`);
           err.name = 'InvalidResponseError';

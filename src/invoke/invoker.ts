@@ -32,6 +32,15 @@ export interface FunctionContext {
   functionName: string;
   instanceId: string;
   memoryLimitMb?: number;
+  /**
+   * Invoker for calling other functions from inside this one (handler → master → workers).
+   * Always set by ProcessPoolInvoker: a relay to the parent pool, so the callee's pool limits,
+   * queueing, cold starts, timeouts and crash detection apply, and errors arrive as the same
+   * InvokeError subclasses (instanceof works). Calls may run concurrently. The caller's own
+   * timeout keeps running while it waits. A function that invokes itself (directly or through
+   * others) with every instance busy waits for a free instance, i.e. until its timeout.
+   */
+  invoker?: Invoker;
 }
 
 /** Shape of a function module: `export async function handler(event, context)`. */
@@ -45,4 +54,7 @@ export {
   FunctionError,
   PayloadTooLargeError,
   DEFAULT_MAX_PAYLOAD_BYTES,
+  serializeInvokeError,
+  deserializeInvokeError,
 } from './errors.ts';
+export type { SerializedInvokeError } from './errors.ts';

@@ -10,6 +10,11 @@
  *   `memoryLimitMb` → the instance is killed, FunctionCrashedError
  *   ("out of memory"); a thrown error → FunctionError and the instance lives on.
  *   Dead instances are replaced on demand.
+ * - nested invocation: each handler gets `context.invoker`, which relays to this
+ *   pool (`invoke-req`/`invoke-res` over IPC), so functions can invoke functions
+ *   (handler → master → workers) with the callee's limits and errors applied.
+ *   If the calling instance dies first, its sub-calls still run to completion
+ *   and their replies are dropped.
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -27,6 +32,7 @@ import {
   FunctionTimeoutError,
   InvokeError,
   PayloadTooLargeError,
+  serializeInvokeError,
 } from './errors.ts';
 import type { ParentMessage, RemoteError, RunnerConfig, RunnerMessage } from './instance-runner.ts';
 
@@ -81,6 +87,10 @@ export interface FunctionStats {
   crashes: number;
   timeouts: number;
   oomKills: number;
+  /** Nested invocations made by this function's instances through `context.invoker`. */
+  nestedCalls: number;
+  /** Replies to nested invocations that were dropped because the calling instance had died. */
+  nestedRepliesDropped: number;
   /** Highest peak RSS of any instance of this function so far. */
   maxPeakRssBytes: number;
   /** Alive instances plus the most recent dead ones (state 'dead'). */
@@ -126,7 +136,10 @@ interface FunctionState {
   queue: Call[];
   retired: InstanceStats[];
   seq: number;
-  counters: { coldStarts: number; invocations: number; errors: number; crashes: number; timeouts: number; oomKills: number; maxPeakRssBytes: number };
+  counters: {
+    coldStarts: number; invocations: number; errors: number; crashes: number; timeouts: number; oomKills: number;
+    nestedCalls: number; nestedRepliesDropped: number; maxPeakRssBytes: number;
+  };
 }
 
 const STDERR_TAIL_BYTES = 8 * 1024;
@@ -168,7 +181,10 @@ export class ProcessPoolInvoker implements Invoker {
         queue: [],
         retired: [],
         seq: 0,
-        counters: { coldStarts: 0, invocations: 0, errors: 0, crashes: 0, timeouts: 0, oomKills: 0, maxPeakRssBytes: 0 },
+        counters: {
+          coldStarts: 0, invocations: 0, errors: 0, crashes: 0, timeouts: 0, oomKills: 0,
+          nestedCalls: 0, nestedRepliesDropped: 0, maxPeakRssBytes: 0,
+        },
       });
     }
   }
@@ -275,6 +291,7 @@ export class ProcessPoolInvoker implements Invoker {
       functionName: fn.name,
       instanceId: id,
       ...(config.memoryLimitMb !== undefined ? { memoryLimitMb: config.memoryLimitMb } : {}),
+      maxPayloadBytes: this.maxPayloadBytes,
     };
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env.NODE_TEST_CONTEXT; // do not let a child think it is a node:test subprocess
@@ -397,6 +414,10 @@ export class ProcessPoolInvoker implements Invoker {
         this.oomKill(fn, inst, msg.rssBytes);
         return;
       }
+      case 'invoke-req': {
+        this.relay(fn, inst, msg);
+        return;
+      }
       case 'result':
       case 'error': {
         const cur = inst.current;
@@ -478,6 +499,43 @@ export class ProcessPoolInvoker implements Invoker {
     } catch (err) {
       // Synchronous failure (e.g. channel already closed). Same handling.
       this.kill(fn, inst, 'protocol');
+    }
+  }
+
+  /**
+   * Nested invocation from an instance's `context.invoker`: run it through this pool like any
+   * other call (the callee's limits, queue, cold starts, crash/timeout detection) and reply.
+   */
+  private relay(fn: FunctionState, inst: Instance, msg: Extract<RunnerMessage, { t: 'invoke-req' }>): void {
+    const { callId } = msg;
+    fn.counters.nestedCalls++;
+    let call: Promise<InvokeResult>;
+    try {
+      call = typeof msg.functionName === 'string'
+        ? this.invoke(msg.functionName, msg.payload)
+        : Promise.reject(new TypeError('invoke(): functionName must be a string'));
+    } catch (err) {
+      call = Promise.reject(err);
+    }
+    call.then(
+      (result) => this.reply(fn, inst, { t: 'invoke-res', callId, result }),
+      (err: unknown) => this.reply(fn, inst, { t: 'invoke-res', callId, error: serializeInvokeError(err) }),
+    );
+  }
+
+  /** Send a nested invocation's reply, or drop it if the caller has died meanwhile. Never throws. */
+  private reply(fn: FunctionState, inst: Instance, msg: Extract<ParentMessage, { t: 'invoke-res' }>): void {
+    if (inst.state === 'dead' || !inst.child.connected) {
+      fn.counters.nestedRepliesDropped++;
+      return;
+    }
+    try {
+      inst.child.send(msg, (err) => {
+        // Channel closed under us: the caller is dying and its exit handler reports it.
+        if (err) fn.counters.nestedRepliesDropped++;
+      });
+    } catch {
+      fn.counters.nestedRepliesDropped++;
     }
   }
 
