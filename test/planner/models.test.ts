@@ -80,3 +80,33 @@ describe('non-local op in the middle (SE block)', () => {
     assert.ok(second.kind === 'group' && second.inputs.some((i) => !i.spatial), 'the SE scale enters the second group whole');
   });
 });
+
+describe('ONNX variations the planner must accept', () => {
+  it('opset 7 models (oldest supported)', async () => {
+    await check(buildModel('mobilenetv2', { opset: 7 }), [1, 3, 64, 80], { rows: 2, cols: 2 });
+    await check(buildModel('resnet18', { opset: 7 }), [2, 3, 64, 64], { rows: 2, cols: 2 }, 'block');
+  });
+
+  it('initializers listed as graph inputs, weights from Constant nodes, unnamed nodes', async () => {
+    const b = new GraphBuilder({ name: 'legacy', opset: 9, seed: 9 });
+    const x = b.input('data', [1, 2, 'H', 'W']);
+    const y = b.relu(b.conv(x, 2, 4, 3, { pads: [1, 1, 1, 1] }));
+    const z = b.conv(y, 4, 3, 3, { pads: [0, 1, 2, 1], stride: 2 });
+    b.output(z);
+    const { onnx } = await import('../../src/onnx/model-io.ts');
+    const m = onnx.ModelProto.decode(b.build());
+    const g = m.graph!;
+    // Old exporters list every initializer as a graph input too.
+    for (const t of g.initializer!) g.input!.push({ name: t.name, type: { tensorType: { elemType: 1, shape: { dim: t.dims!.map((d) => ({ dimValue: d })) } } } });
+    // Move the second conv's weight into a Constant node, and strip every node name.
+    const wName = g.node!.find((n, i) => n.opType === 'Conv' && i > 0)!.input![1];
+    const w = g.initializer!.find((t) => t.name === wName)!;
+    g.initializer = g.initializer!.filter((t) => t !== w);
+    g.input = g.input!.filter((i) => i.name !== wName);
+    g.node!.unshift({ opType: 'Constant', output: [wName], attribute: [{ name: 'value', type: 4, t: w }] });
+    for (const n of g.node!) n.name = '';
+    const bytes = onnx.ModelProto.encode(m).finish();
+    const { plan } = await check(bytes, [1, 2, 23, 17], { rows: 3, cols: 2 }, 'none');
+    assert.equal(plan.input.name, 'data');
+  });
+});
