@@ -39,6 +39,8 @@ export const tileSchema = z.object({
   outputs: z.array(z.object({ tensor: z.string(), region: tileRegionSchema }).strict()),
   params: z.record(z.string(), z.tuple([int, int, int, int])),
   flops: z.number().nonnegative(),
+  /** Largest input+output activation bytes of any one op in this tile (at the plan's batch size). */
+  peakBytes: nat,
 }).strict();
 export type Tile = z.infer<typeof tileSchema>;
 

@@ -34,6 +34,7 @@ function tileFacts(geo: GroupGeometry, info: ShapeInfo, cells: Map<string, Box>,
   const crops = new Map<IrNode, Sides>();
   for (const [t, cell] of cells) needsOf.set(t, cell);
   let flops = 0;
+  let peakBytes = 0;
   for (let i = geo.nodes.length - 1; i >= 0; i--) {
     const n = geo.nodes[i];
     const op = geo.ops.get(n)!;
@@ -50,6 +51,8 @@ function tileFacts(geo: GroupGeometry, info: ShapeInfo, cells: Map<string, Box>,
     if (op.kind === 'convTranspose') crops.set(n, padsFor(inside, produced, [0, 0, 0, 0]));
     computed.set(out, inside);
     let inArea = 0;
+    const outShape4 = info.shapes.get(out)!;
+    let liveBytes = area(produced) * outShape4[0] * outShape4[1] * 4;
     for (const si of op.spatialInputs) {
       const x = n.inputs[si];
       const shape = info.shapes.get(x)!;
@@ -60,11 +63,13 @@ function tileFacts(geo: GroupGeometry, info: ShapeInfo, cells: Map<string, Box>,
       edges.set(edgeKey(n, si), { tensor: x, need, pads, node: n, input: si });
       needsOf.set(x, hullBox(needsOf.get(x), need));
       inArea = Math.max(inArea, area(need));
+      liveBytes += area(need) * shape[0] * shape[1] * 4;
     }
+    peakBytes = Math.max(peakBytes, liveBytes);
     flops += op.flops(area(produced), inArea);
   }
   for (const x of geo.spatialInputs) computed.set(x, needsOf.get(x)!);
-  return { edges, computed, flops, crops };
+  return { edges, computed, flops, crops, peakBytes };
 }
 
 /**
@@ -104,7 +109,7 @@ export function tileGroup(geo: GroupGeometry, info: ShapeInfo, grid: { rows: num
         const s = info.shapes.get(t)!;
         cells.set(t, [splitAxis(s[2], grid.rows, r), splitAxis(s[3], grid.cols, c)]);
       }
-      const { edges, computed, flops, crops } = tileFacts(geo, info, cells, groupId);
+      const { edges, computed, flops, crops, peakBytes } = tileFacts(geo, info, cells, groupId);
       const params: Record<string, Sides> = {};
       for (const [key, e] of edges) {
         params[key] = padsFor(e.need, computed.get(e.tensor)!, e.pads);
@@ -133,6 +138,7 @@ export function tileGroup(geo: GroupGeometry, info: ShapeInfo, grid: { rows: num
         outputs: geo.outputs.map((t) => ({ tensor: t, region: regionOf(...cells.get(t)!) })),
         params,
         flops,
+        peakBytes,
       });
     }
   }
