@@ -1,0 +1,57 @@
+// Loopback OSS server (path-style, V1 signatures verified, objects in memory) for local runs and tests.
+// tsx scripts/oss-emulator.ts [--port 9100] [--host 127.0.0.1] [--bucket tiles-local]
+//   [--access-key-id ID] [--access-key-secret SECRET] [--security-token TOKEN | --no-sts]
+// Prints the endpoint, bucket and keys as environment assignments; stops on Ctrl-C.
+
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { startOssServer } from '../src/emulators/oss-server.ts';
+import type { OssServerCredentials } from '../src/emulators/oss-server.ts';
+import { runCli, UsageError } from '../src/cli/common.ts';
+
+runCli(async () => {
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string', default: process.env.OSS_EMULATOR_PORT ?? '9100' },
+      host: { type: 'string', default: '127.0.0.1' },
+      bucket: { type: 'string', default: 'tiles-local' },
+      'access-key-id': { type: 'string' },
+      'access-key-secret': { type: 'string' },
+      'security-token': { type: 'string' },
+      'no-sts': { type: 'boolean', default: false },
+    },
+  });
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535, got ${values.port}`);
+  const sts = !values['no-sts'];
+  const cred: OssServerCredentials = {
+    accessKeyId: values['access-key-id'] ?? `${sts ? 'STS.' : 'LTAI'}${randomBytes(8).toString('hex')}`,
+    accessKeySecret: values['access-key-secret'] ?? randomBytes(15).toString('base64'),
+  };
+  if (sts) cred.securityToken = values['security-token'] ?? `CAIS${randomBytes(24).toString('base64')}`;
+
+  let server;
+  try {
+    server = await startOssServer({ port, host: values.host, bucket: values.bucket!, credentials: [cred] });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UsageError(`port ${port} is in use (try --port 0)`);
+    if (err instanceof TypeError) throw new UsageError(err.message);
+    throw err;
+  }
+  console.log(`OSS emulator listening (path-style: use ali-oss with endpoint + sldEnable: true)`);
+  console.log(`OSS_ENDPOINT=${server.endpoint}`);
+  console.log(`OSS_BUCKET=${server.bucket}`);
+  console.log(`ALIBABA_CLOUD_ACCESS_KEY_ID=${cred.accessKeyId}`);
+  console.log(`ALIBABA_CLOUD_ACCESS_KEY_SECRET=${cred.accessKeySecret}`);
+  if (cred.securityToken) console.log(`ALIBABA_CLOUD_SECURITY_TOKEN=${cred.securityToken}`);
+
+  const stop = async () => {
+    const st = server.stats();
+    await server.close();
+    console.log(`stopped after ${st.requests} requests (${st.objects} objects, ${st.storedBytes} bytes held)`);
+    process.exit(0);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  await new Promise(() => undefined);
+});
