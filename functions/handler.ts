@@ -4,7 +4,7 @@ import type { FunctionContext } from '../src/invoke/invoker.ts';
 import { fcHttpEventSchema, errorResult } from '../src/http/fc-event.ts';
 import { route } from '../src/http/routes.ts';
 import { DistributedBackend } from '../src/serve/backend.ts';
-import { functionResources, makeStore, parseEvent } from '../src/serve/deps.ts';
+import { functionResources, makeInvoker, makeStore, parseEvent } from '../src/serve/deps.ts';
 import { modelEntries, readRegistry } from '../src/serve/registry.ts';
 
 const config = loadConfig();
@@ -15,9 +15,8 @@ export async function handler(event: Buffer, context: FunctionContext): Promise<
   try {
     const ev = parseEvent(fcHttpEventSchema, event, 'HTTP');
     models ??= modelEntries(await readRegistry(store));
-    if (!context.invoker) throw new Error('no invoker available to reach the master');
     const backend = new DistributedBackend({
-      store, invoker: context.invoker, resources: functionResources(config),
+      store, invoker: makeInvoker(config, context), resources: functionResources(config),
       handlerFunction: config.functions.handler.name, masterFunction: config.functions.master.name, workerFunction: config.functions.worker.name,
     });
     return JSON.stringify(await route(ev, { models, backend, topK: config.topK }));

@@ -2,7 +2,7 @@
 import { loadConfig } from '../src/config.ts';
 import type { FunctionContext } from '../src/invoke/invoker.ts';
 import { ArtifactCache } from '../src/serve/artifacts.ts';
-import { makeStore, parseEvent, BadEventError } from '../src/serve/deps.ts';
+import { makeInvoker, makeStore, parseEvent } from '../src/serve/deps.ts';
 import { masterTaskSchema, runMasterTask } from '../src/serve/master.ts';
 
 const config = loadConfig();
@@ -11,8 +11,7 @@ const cache = new ArtifactCache(store, { threads: 0, maxSessions: 16 });
 
 export async function handler(event: Buffer, context: FunctionContext): Promise<string> {
   const task = parseEvent(masterTaskSchema, event, 'master');
-  if (!context.invoker) throw new BadEventError('no invoker available to reach the workers');
   return JSON.stringify(await runMasterTask(task, {
-    store, cache, invoker: context.invoker, workerFunction: config.functions.worker.name, concurrency: config.workerConcurrency,
+    store, cache, invoker: makeInvoker(config, context), workerFunction: config.functions.worker.name, concurrency: config.workerConcurrency,
   }));
 }

@@ -18,8 +18,18 @@ export const envSchema = z.object({
   PORT: int(9000).pipe(z.number().max(65535)),
   HOST: z.string().default('127.0.0.1'),
   DATA_DIR: z.string().min(1).default('data'),
-  STORE: z.enum(['fs']).default('fs'),
-  INVOKER: z.enum(['local']).default('local'),
+  STORE: z.enum(['fs', 'oss']).default('fs'),
+  INVOKER: z.enum(['local', 'fc']).default('local'),
+  OSS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/, 'an OSS bucket name (3-63 chars of a-z, 0-9, -)').optional(),
+  /** Region for OSS and FC; inside FC it defaults to the runtime's FC_REGION. */
+  ALIBABA_REGION: z.string().optional(),
+  ALIBABA_ACCOUNT_ID: z.string().optional(),
+  OSS_ENDPOINT: z.string().url().optional(),
+  OSS_INTERNAL: z.enum(['true', 'false']).optional(),
+  INVOKE_ENDPOINT: z.string().url().optional(),
+  INVOKE_INTERNAL: z.enum(['true', 'false']).optional(),
+  FC_REGION: z.string().optional(),
+  FC_ACCOUNT_ID: z.string().optional(),
   MODEL: z.enum(['resnet18', 'vgg16', 'mobilenetv2']).default('resnet18'),
   MODEL_PATH: z.string().optional(),
   PLANS: z.string().default('plans/resnet18-224-2x2.json,plans/resnet18-224-4x4.json'),
@@ -46,8 +56,10 @@ export interface Config {
   port: number;
   host: string;
   dataDir: string;
-  store: 'fs';
-  invoker: 'local';
+  store: 'fs' | 'oss';
+  invoker: 'local' | 'fc';
+  oss?: { bucket: string; region?: string; endpoint?: string; internal: boolean };
+  fc?: { accountId: string; region: string; endpoint?: string; internal: boolean };
   model: 'resnet18' | 'vgg16' | 'mobilenetv2';
   modelPath: string;
   plans: string[];
@@ -74,7 +86,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (!res.success) throw new ConfigError(`invalid configuration: ${prefix}_VCPU=${f.vcpu} / ${prefix}_MEMORY_MB=${f.memoryMb}: ${res.error.issues[0].message}`);
     return f;
   };
+  const region = e.ALIBABA_REGION ?? e.FC_REGION;
+  // Inside FC (FC_REGION is set by the runtime) the internal endpoints avoid internet traffic.
+  const insideFc = !!e.FC_REGION;
+  let oss: Config['oss'];
+  if (e.STORE === 'oss') {
+    if (!e.OSS_BUCKET) throw new ConfigError('invalid configuration: OSS_BUCKET is required when STORE=oss');
+    if (!e.OSS_ENDPOINT && !region) throw new ConfigError('invalid configuration: STORE=oss needs ALIBABA_REGION (or FC_REGION) or OSS_ENDPOINT');
+    oss = { bucket: e.OSS_BUCKET, region, endpoint: e.OSS_ENDPOINT, internal: e.OSS_INTERNAL ? e.OSS_INTERNAL === 'true' : insideFc };
+  }
+  let fc: Config['fc'];
+  if (e.INVOKER === 'fc') {
+    const accountId = e.ALIBABA_ACCOUNT_ID ?? e.FC_ACCOUNT_ID;
+    if (!accountId) throw new ConfigError('invalid configuration: INVOKER=fc needs ALIBABA_ACCOUNT_ID (or FC_ACCOUNT_ID)');
+    if (!region) throw new ConfigError('invalid configuration: INVOKER=fc needs ALIBABA_REGION (or FC_REGION)');
+    fc = { accountId, region, endpoint: e.INVOKE_ENDPOINT, internal: e.INVOKE_INTERNAL ? e.INVOKE_INTERNAL === 'true' : insideFc };
+  }
   return {
+    oss, fc,
     port: e.PORT, host: e.HOST, dataDir: e.DATA_DIR, store: e.STORE, invoker: e.INVOKER,
     model: e.MODEL, modelPath: e.MODEL_PATH ?? `models/${e.MODEL}.onnx`,
     plans: e.PLANS.split(',').map((s) => s.trim()).filter(Boolean), defaultPlan: e.DEFAULT_PLAN,

@@ -103,47 +103,59 @@ function splitRuns(runs: RawStage[], cls: Classified, cuts: CutSpec, info: Shape
   return out;
 }
 
-/** Candidate cut tensors (articulation points) of every maximal group, for tools and tests. */
-export function cutCandidates(modelBytes: Uint8Array, inputShape: number[]): { tensor: string; shape: number[]; fanOut: number }[] {
-  const graph = buildGraph(decodeModel(modelBytes));
+export interface ModelAnalysis { graph: IrGraph; info: ShapeInfo; cls: Classified; runs: RawStage[] }
+
+/** Decodes, checks the input shape, infers shapes, classifies ops and forms maximal runs. */
+export function analyzeModel(modelBytes: Uint8Array, inputShape: number[], label = 'model'): ModelAnalysis {
+  const graph = buildGraph(decodeModel(modelBytes, label), label);
   checkInputShape(graph, inputShape);
   const info = inferShapes(graph, { [graph.inputs[0].name]: inputShape });
   const cls = classifyAll(graph, info);
-  return formRuns(graph, cls).filter((r) => r.kind === 'group')
+  return { graph, info, cls, runs: formRuns(graph, cls) };
+}
+
+/** Tensors a set of nodes reads from outside, and produces for outside (or as model outputs). */
+export function stageIO(graph: IrGraph, nodes: IrNode[]): { inputs: string[]; outputs: string[] } {
+  const inSet = new Set(nodes);
+  const graphOutputs = new Set(graph.outputs);
+  const inputs: string[] = [];
+  for (const n of nodes) for (const x of n.inputs) if (x && !graph.constants.has(x) && !inSet.has(graph.producer.get(x)!) && !inputs.includes(x)) inputs.push(x);
+  const outputs: string[] = [];
+  for (const n of nodes) for (const o of n.outputs) {
+    if (!o) continue;
+    const usedLater = (graph.consumers.get(o) ?? []).some((c) => !inSet.has(c));
+    if ((usedLater || graphOutputs.has(o)) && !outputs.includes(o)) outputs.push(o);
+  }
+  return { inputs, outputs };
+}
+
+export function spatialInputsOf(inputs: string[], nodes: IrNode[], cls: Classified): string[] {
+  return inputs.filter((x) => nodes.some((n) => cls.local.get(n)!.spatialInputs.some((i) => n.inputs[i] === x)));
+}
+
+/** Candidate cut tensors (articulation points) of every maximal group, for tools and tests. */
+export function cutCandidates(modelBytes: Uint8Array, inputShape: number[]): { tensor: string; shape: number[]; fanOut: number }[] {
+  const { info, cls, runs } = analyzeModel(modelBytes, inputShape);
+  return runs.filter((r) => r.kind === 'group')
     .flatMap((r) => articulationPoints(r, cls).map((p) => ({ tensor: p.tensor, shape: info.shapes.get(p.tensor)!, fanOut: p.fanOut })));
 }
 
 export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedModel {
   const label = opts.name ?? 'model';
-  const graph = buildGraph(decodeModel(modelBytes, label), label);
-  checkInputShape(graph, opts.inputShape);
+  const { graph, info, cls, runs } = analyzeModel(modelBytes, opts.inputShape, label);
   const inputName = graph.inputs[0].name;
-  const info = inferShapes(graph, { [inputName]: opts.inputShape });
-  const cls = classifyAll(graph, info);
-  const raw = splitRuns(formRuns(graph, cls), cls, opts.cuts ?? 'stage', info);
+  const raw = splitRuns(runs, cls, opts.cuts ?? 'stage', info);
   const groupCount = raw.filter((r) => r.kind === 'group').length;
   if (Array.isArray(opts.grid) && opts.grid.length !== groupCount) {
     throw new PlanSpecError(`${opts.grid.length} grids given for ${groupCount} groups`, { model: label });
   }
 
-  const stageOf = new Map<IrNode, number>();
-  raw.forEach((r, i) => r.nodes.forEach((n) => stageOf.set(n, i)));
-  const graphOutputs = new Set(graph.outputs);
-  const isConst = (t: string) => !t || graph.constants.has(t);
 
   const stages: Stage[] = [];
   const subModels = new Map<number, Uint8Array>();
   let groupIndex = 0;
   raw.forEach((r, id) => {
-    const inSet = new Set(r.nodes);
-    const inputs: string[] = [];
-    for (const n of r.nodes) for (const x of n.inputs) if (!isConst(x) && !inSet.has(graph.producer.get(x)!) && !inputs.includes(x)) inputs.push(x);
-    const outputs: string[] = [];
-    for (const n of r.nodes) for (const o of n.outputs) {
-      if (!o) continue;
-      const usedLater = (graph.consumers.get(o) ?? []).some((c) => !inSet.has(c));
-      if ((usedLater || graphOutputs.has(o)) && !outputs.includes(o)) outputs.push(o);
-    }
+    const { inputs, outputs } = stageIO(graph, r.nodes);
     const flopsOf = (n: IrNode) => (cls.local.has(n) ? fullFlops(cls.local.get(n)!, info) : 0);
     if (r.kind === 'master') {
       const reasons: Record<string, string> = {};
@@ -167,7 +179,7 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
         throw new GridTooLargeError(`grid ${grid.rows}x${grid.cols} is larger than the ${s[2]}x${s[3]} feature map ${o} (${r.nodes[r.nodes.length - 1].label})`, { model: label, group: gi });
       }
     }
-    const spatialInputs = inputs.filter((x) => r.nodes.some((n) => cls.local.get(n)!.spatialInputs.some((i) => n.inputs[i] === x)));
+    const spatialInputs = spatialInputsOf(inputs, r.nodes, cls);
     const { tiles, runtimePads } = tileGroup({ nodes: r.nodes, ops: cls.local, spatialInputs, outputs }, info, grid, gi);
     const groupInputs = inputs.map((x) => ({ name: x, shape: info.shapes.get(x)!, spatial: spatialInputs.includes(x) }));
     const groupOutputs = outputs.map((o) => ({ name: o, shape: info.shapes.get(o)! }));

@@ -1,16 +1,40 @@
 import { join, resolve } from 'node:path';
 import type { Config } from '../config.ts';
 import { FsStore } from '../store/fs-store.ts';
+import { OssStore } from '../store/oss-store.ts';
 import type { ObjectStore } from '../store/object-store.ts';
+import { envCredentials, type CredentialsProvider } from '../cloud/credentials.ts';
+import { FcInvoker } from '../invoke/fc-invoker.ts';
+import type { FunctionContext, Invoker } from '../invoke/invoker.ts';
 import type { FunctionResources } from './cost.ts';
 import { ServeError } from './errors.ts';
 
 /** The embedded default store: a folder shared by every local function process. */
-export function makeStore(config: Config): ObjectStore {
+export function makeStore(config: Config, credentials: CredentialsProvider = envCredentials()): ObjectStore {
   switch (config.store) {
     case 'fs': return new FsStore(resolve(join(config.dataDir, 'store')));
+    case 'oss': {
+      const o = config.oss!;
+      return new OssStore({ bucket: o.bucket, region: o.region, endpoint: o.endpoint, internal: o.internal, credentials, timeoutMs: config.functionTimeoutMs });
+    }
     default: throw new ServeError(`unknown STORE ${config.store as string}`);
   }
+}
+
+let fcInvoker: FcInvoker | undefined;
+
+/**
+ * How a function reaches other functions: through FC's invoke API with the function role's
+ * credentials (INVOKER=fc), or through the local pool that runs this instance.
+ */
+export function makeInvoker(config: Config, context: FunctionContext): Invoker {
+  if (config.invoker === 'fc') {
+    const f = config.fc!;
+    fcInvoker ??= new FcInvoker({ accountId: f.accountId, region: f.region, endpoint: f.endpoint, internal: f.internal, credentials: envCredentials(), timeoutMs: config.functionTimeoutMs });
+    return fcInvoker;
+  }
+  if (!context.invoker) throw new ServeError('INVOKER=local but this instance was not started by the local pool (no context.invoker)');
+  return context.invoker;
 }
 
 export function functionResources(config: Config): Record<string, FunctionResources> {

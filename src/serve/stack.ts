@@ -12,6 +12,13 @@ import { publishPlan } from './artifacts.ts';
 import { makeStore } from './deps.ts';
 import { REGISTRY_KEY, type Registry } from './registry.ts';
 import { ServeError } from './errors.ts';
+import { randomBytes } from 'node:crypto';
+import { staticCredentials } from '../cloud/credentials.ts';
+import { startOssServer } from '../emulators/oss-server.ts';
+import { fcFunctionEnv, startFcServer } from '../emulators/fc-server.ts';
+import { FcInvoker } from '../invoke/fc-invoker.ts';
+import type { Invoker } from '../invoke/invoker.ts';
+import type { LocalFunctionConfig } from '../invoke/process-pool.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -41,38 +48,89 @@ export async function publishModel(config: Config, store: ObjectStore, modelByte
 
 export interface LocalStack {
   url: string;
-  pool: ProcessPoolInvoker;
+  /** What the gateway uses to reach the handler (the pool, or FC's API on the emulator). */
+  invoker: Invoker;
   registry: Registry;
   store: ObjectStore;
   close(): Promise<void>;
 }
 
 /**
+ * Settings that let `STORE=oss` / `INVOKER=fc` run on one machine: with no OSS_ENDPOINT or
+ * INVOKE_ENDPOINT, the stack starts loopback OSS and FC servers that verify the SDKs'
+ * signatures, so the production adapters carry every byte and every invocation.
+ */
+export function withEmulatorDefaults(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  const out = { ...env };
+  if (out.STORE === 'oss' && !out.OSS_ENDPOINT) out.OSS_BUCKET ??= 'fc-tiled-cnn-local';
+  if ((out.STORE === 'oss' && !out.OSS_ENDPOINT) || (out.INVOKER === 'fc' && !out.INVOKE_ENDPOINT)) {
+    out.ALIBABA_REGION ??= 'cn-hangzhou';
+    out.ALIBABA_ACCOUNT_ID ??= '1234567890123456';
+  }
+  return out;
+}
+
+/**
  * The embedded default: the filesystem store, every function instance a separate Node process,
- * and a gateway that plays FC's HTTP trigger in front of the handler.
+ * and a gateway that plays FC's HTTP trigger in front of the handler. With STORE=oss and/or
+ * INVOKER=fc and no endpoints, loopback OSS/FC servers stand in for the cloud.
  */
 export async function startLocalStack(config: Config, env: Record<string, string> = {}): Promise<LocalStack> {
   const modelPath = await ensureModel(config.model, config.modelPath);
-  const store = makeStore(config);
-  const registry = await publishModel(config, store, await readFile(modelPath));
+  const closers: (() => Promise<void>)[] = [];
+  const fnEnv: Record<string, string> = { ...env, DATA_DIR: resolve(config.dataDir), STORE: config.store, INVOKER: config.invoker };
+  // One STS-style credential plays the functions' role for both emulators.
+  const role = { accessKeyId: `STS.${randomBytes(8).toString('hex')}`, accessKeySecret: randomBytes(16).toString('hex'), securityToken: randomBytes(24).toString('base64url') };
+  let cfg = config;
+  if (config.store === 'oss') {
+    const o = config.oss!;
+    if (!o.endpoint) {
+      const oss = await startOssServer({ bucket: o.bucket, credentials: [role] });
+      closers.push(() => oss.close());
+      cfg = { ...cfg, oss: { ...o, endpoint: oss.endpoint } };
+      Object.assign(fnEnv, { OSS_ENDPOINT: oss.endpoint, OSS_BUCKET: o.bucket, ALIBABA_CLOUD_ACCESS_KEY_ID: role.accessKeyId, ALIBABA_CLOUD_ACCESS_KEY_SECRET: role.accessKeySecret, ALIBABA_CLOUD_SECURITY_TOKEN: role.securityToken });
+    } else {
+      Object.assign(fnEnv, { OSS_ENDPOINT: o.endpoint, OSS_BUCKET: o.bucket });
+    }
+    if (o.region) fnEnv.ALIBABA_REGION = o.region;
+  }
+  const store = makeStore(cfg, config.store === 'oss' && !config.oss!.endpoint ? staticCredentials(role) : undefined);
+  const registry = await publishModel(cfg, store, await readFile(modelPath));
   const f = config.functions;
-  const fnEnv = { ...env, DATA_DIR: resolve(config.dataDir) };
-  const pool = new ProcessPoolInvoker({
-    functions: {
-      [f.handler.name]: { entry: join(root, 'functions/handler.ts'), maxInstances: f.handler.maxInstances, timeoutMs: config.functionTimeoutMs, env: fnEnv },
-      [f.master.name]: { entry: join(root, 'functions/master.ts'), maxInstances: f.master.maxInstances, timeoutMs: config.functionTimeoutMs, env: fnEnv },
-      [f.worker.name]: { entry: join(root, 'functions/worker.ts'), maxInstances: f.worker.maxInstances, timeoutMs: config.functionTimeoutMs, memoryLimitMb: f.worker.memoryMb, env: fnEnv },
-    },
+  const functions = (extra: Record<string, string>): Record<string, LocalFunctionConfig> => ({
+    [f.handler.name]: { entry: join(root, 'functions/handler.ts'), maxInstances: f.handler.maxInstances, timeoutMs: config.functionTimeoutMs, env: { ...fnEnv, ...extra } },
+    [f.master.name]: { entry: join(root, 'functions/master.ts'), maxInstances: f.master.maxInstances, timeoutMs: config.functionTimeoutMs, env: { ...fnEnv, ...extra } },
+    [f.worker.name]: { entry: join(root, 'functions/worker.ts'), maxInstances: f.worker.maxInstances, timeoutMs: config.functionTimeoutMs, memoryLimitMb: f.worker.memoryMb, env: { ...fnEnv, ...extra } },
   });
+  let invoker: Invoker;
+  if (config.invoker === 'fc') {
+    const c = config.fc!;
+    if (c.endpoint) throw new ServeError('INVOKE_ENDPOINT is set: the local stack only runs functions itself against its own FC emulator; unset it');
+    const fc = await startFcServer({ accountId: c.accountId, region: c.region, credentials: [role], functions: {} });
+    await fc.close();
+    // The emulator's function env needs its endpoint, so it is started in two steps: first to
+    // learn a free port, then for real on that port.
+    const env2 = fcFunctionEnv({ endpoint: fc.endpoint, accountId: c.accountId, region: c.region, credential: role });
+    const server = await startFcServer({ port: fc.port, accountId: c.accountId, region: c.region, credentials: [role], functions: functions(env2) });
+    closers.push(() => server.close());
+    invoker = new FcInvoker({ accountId: c.accountId, region: c.region, endpoint: server.endpoint, credentials: staticCredentials(role), timeoutMs: config.functionTimeoutMs });
+  } else {
+    const pool = new ProcessPoolInvoker({ functions: functions({}) });
+    closers.push(() => pool.close());
+    invoker = pool;
+  }
   const gateway = await startGateway({
     host: config.host, port: config.port, maxBodyBytes: config.maxBodyBytes,
     invoke: async (event) => {
-      const res = await pool.invoke(f.handler.name, Buffer.from(JSON.stringify(event)));
+      const res = await invoker.invoke(f.handler.name, Buffer.from(JSON.stringify(event)));
       return fcHttpResultSchema.parse(JSON.parse(res.payload.toString('utf8')));
     },
   });
   return {
-    url: gateway.url, pool, registry, store,
-    async close() { await gateway.close(); await pool.close(); },
+    url: gateway.url, invoker, registry, store,
+    async close() {
+      await gateway.close();
+      for (const c of closers.reverse()) await c().catch(() => undefined);
+    },
   };
 }
