@@ -254,7 +254,9 @@ export class FcInvoker implements Invoker {
       protocol: this.endpoint.protocol,
       regionId: this.options.region,
       readTimeout: timeoutMs,
-      connectTimeout: this.options.connectTimeoutMs ?? Math.min(timeoutMs, 10_000),
+      // The SDK's transport arms its connect timer as a socket idle timer, so it also fires while
+      // waiting for a slow function's response: it must not be shorter than the invoke timeout.
+      connectTimeout: this.options.connectTimeoutMs ?? timeoutMs,
     };
     // The SDK's Config is a plain data model (openapi-core's constructor only reads these fields).
     const state: ClientState = { client: new FcClient(config as unknown as FcConfig), credentials: creds };
