@@ -50,6 +50,8 @@ export interface LocalStack {
   url: string;
   /** What the gateway uses to reach the handler (the pool, or FC's API on the emulator). */
   invoker: Invoker;
+  /** The pool running the function processes (inside the FC emulator in INVOKER=fc mode): stats. */
+  pool: ProcessPoolInvoker;
   registry: Registry;
   store: ObjectStore;
   close(): Promise<void>;
@@ -103,6 +105,7 @@ export async function startLocalStack(config: Config, env: Record<string, string
     [f.worker.name]: { entry: join(root, 'functions/worker.ts'), maxInstances: f.worker.maxInstances, timeoutMs: config.functionTimeoutMs, memoryLimitMb: f.worker.memoryMb, env: { ...fnEnv, ...extra } },
   });
   let invoker: Invoker;
+  let pool: ProcessPoolInvoker;
   if (config.invoker === 'fc') {
     const c = config.fc!;
     if (c.endpoint) throw new ServeError('INVOKE_ENDPOINT is set: the local stack only runs functions itself against its own FC emulator; unset it');
@@ -113,11 +116,12 @@ export async function startLocalStack(config: Config, env: Record<string, string
     const env2 = fcFunctionEnv({ endpoint: fc.endpoint, accountId: c.accountId, region: c.region, credential: role });
     const server = await startFcServer({ port: fc.port, accountId: c.accountId, region: c.region, credentials: [role], functions: functions(env2) });
     closers.push(() => server.close());
+    pool = server.pool;
     invoker = new FcInvoker({ accountId: c.accountId, region: c.region, endpoint: server.endpoint, credentials: staticCredentials(role), timeoutMs: config.functionTimeoutMs });
   } else {
-    const pool = new ProcessPoolInvoker({ functions: functions({}) });
-    closers.push(() => pool.close());
-    invoker = pool;
+    const local = new ProcessPoolInvoker({ functions: functions({}) });
+    closers.push(() => local.close());
+    invoker = pool = local;
   }
   const gateway = await startGateway({
     host: config.host, port: config.port, maxBodyBytes: config.maxBodyBytes,
@@ -127,7 +131,7 @@ export async function startLocalStack(config: Config, env: Record<string, string
     },
   });
   return {
-    url: gateway.url, invoker, registry, store,
+    url: gateway.url, invoker, pool, registry, store,
     async close() {
       await gateway.close();
       for (const c of closers.reverse()) await c().catch(() => undefined);
