@@ -1,9 +1,12 @@
-// npm run plan -- --model <file.onnx> --input-shape NxCxHxW --grid RxC[,RxC...] --out <plan.json> [--cuts stage|block|none|t1,t2]
+// npm run plan -- --model <file.onnx> --input-shape NxCxHxW --grid RxC[,RxC...]|auto --out <plan.json> [--cuts stage|block|none|t1,t2]
+//   auto: [--objective latency|cost] [--worker-memory-mb 1024] [--vcpu 1] [--slo-ms N] [--profile local|fc|file.json] [--concurrency N]
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cutCandidates, parseGrid, parseShape, planModel, type CutSpec } from '../src/planner/plan.ts';
 import { readInput, runCli, UsageError } from '../src/cli/common.ts';
+import { planModelAuto } from '../src/planner/auto.ts';
+import { loadProfile } from '../src/cost/profiles.ts';
 
 export function parseCuts(spec: string | undefined): CutSpec {
   if (!spec) return 'stage';
@@ -16,6 +19,8 @@ runCli(async () => {
     options: {
       model: { type: 'string' }, 'input-shape': { type: 'string' }, grid: { type: 'string' }, out: { type: 'string' },
       cuts: { type: 'string' }, 'list-cuts': { type: 'boolean' }, name: { type: 'string' },
+      objective: { type: 'string', default: 'latency' }, 'worker-memory-mb': { type: 'string', default: '1024' }, vcpu: { type: 'string', default: '1' },
+      'slo-ms': { type: 'string' }, profile: { type: 'string', default: 'local' }, concurrency: { type: 'string' }, batch: { type: 'string' },
     },
   });
   if (!values.model || !values['input-shape']) throw new UsageError('usage: npm run plan -- --model <file.onnx> --input-shape NxCxHxW --grid RxC --out <plan.json> [--cuts stage|block|none|t1,t2] [--list-cuts]');
@@ -27,7 +32,30 @@ runCli(async () => {
   }
   if (!values.grid || !values.out) throw new UsageError('--grid and --out are required');
   const t0 = performance.now();
-  const { plan } = planModel(bytes, { inputShape: shape, grid: parseGrid(values.grid), cuts: parseCuts(values.cuts), name: values.name ?? values.model.split('/').pop()!.replace(/\.onnx$/, '') });
+  const name = values.name ?? values.model.split('/').pop()!.replace(/\.onnx$/, '');
+  let plan;
+  if (values.grid === 'auto') {
+    const objective = values.objective;
+    if (objective !== 'latency' && objective !== 'cost') throw new UsageError(`--objective must be latency or cost, not ${objective}`);
+    if (objective === 'cost' && !values['slo-ms']) throw new UsageError('--objective cost needs --slo-ms');
+    const num = (flag: string, v: string | undefined) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${flag} must be a positive number, not ${v}`);
+      return n;
+    };
+    const profile = loadProfile(values.profile);
+    const auto = planModelAuto(bytes, shape, {
+      objective, profile, vcpu: num('vcpu', values.vcpu), workerMemoryMb: num('worker-memory-mb', values['worker-memory-mb']),
+      // FC scales out to a worker per tile; the local stack is bounded by its pool.
+      concurrency: values.concurrency ? num('concurrency', values.concurrency) : profile.name === 'local' ? 4 : 256,
+      batch: values.batch ? num('batch', values.batch) : shape[0],
+      ...(values['slo-ms'] ? { sloMs: num('slo-ms', values['slo-ms']) } : {}),
+    }, name);
+    plan = auto.plan;
+    console.log(`auto: ${auto.choice.evaluated} group/grid candidates evaluated; cuts at ${auto.choice.cuts.join(', ') || '(none)'}`);
+  } else {
+    plan = planModel(bytes, { inputShape: shape, grid: parseGrid(values.grid), cuts: parseCuts(values.cuts), name }).plan;
+  }
   const ms = performance.now() - t0;
   await mkdir(dirname(values.out), { recursive: true });
   await writeFile(values.out, `${JSON.stringify(plan, null, 1)}\n`);
@@ -35,5 +63,6 @@ runCli(async () => {
     if (s.kind === 'group') console.log(`${s.label.padEnd(60)} grid ${s.grid.rows}x${s.grid.cols}  out ${s.outputs.map((o) => o.shape.slice(2).join('x')).join(',')}  redundancy ${s.flops.redundancy.toFixed(3)}`);
     else console.log(`${s.label.padEnd(60)} on master (${Object.entries(s.reasons).map(([op, r]) => `${op}: ${r}`).join('; ')})`);
   }
+  if (plan.prediction) console.log(`predicted (${plan.prediction.profile} profile): ${plan.prediction.latencyMs.toFixed(0)} ms, worker peak ${plan.prediction.workerPeakMb.toFixed(0)} MB, ${plan.prediction.invocations} invocations, ${plan.prediction.computeUnits} CU (USD ${plan.prediction.usdPer1000.toFixed(4)} per 1000 requests)`);
   console.log(JSON.stringify({ out: values.out, groups: plan.summary.groups, tiles: plan.summary.tiles, redundancy: plan.summary.redundancy, subModelBytes: plan.summary.subModelBytes, modelBytes: plan.model.bytes, subModelRatio: plan.summary.subModelBytes / plan.model.bytes, planMs: Math.round(ms) }));
 });

@@ -57,19 +57,24 @@ async function tileThroughput(threads: number): Promise<{ gflops: number; sessio
   return { gflops: flops / (median(times) / 1000) / 1e9, sessionMsPerMB: loadMs / (subBytes / MB), weightRssFactor: Math.max(1, (rss1 - rss0) / weightBytes) };
 }
 
-/** RSS growth of one large tile over its activation estimate. */
+/**
+ * RSS growth of running large tiles (ORT's arena keeps what a run allocated, im2col buffers
+ * included) over the plan's activation estimate; the largest ratio over ResNet-18's groups.
+ */
 async function activationFactor(): Promise<number> {
   const bytes = buildModel('resnet18');
-  const { plan, subModels } = planModel(bytes, { inputShape: [1, 3, 768, 768], grid: { rows: 1, cols: 1 }, cuts: 'stage' });
-  const g = plan.stages.find((s): s is GroupStage => s.kind === 'group')!;
-  const session = await createSession(subModels.get(g.id)!, 'stem', { threads: 1 });
-  const before = process.resourceUsage().maxRSS * 1024;
-  const t = g.tiles[0];
-  const x = randomTensor([1, ...g.inputs[0].shape.slice(1)], 2);
-  await runTile(session, g, t, { [g.inputs[0].name]: x }, {});
-  const after = process.resourceUsage().maxRSS * 1024;
-  await session.release();
-  return Math.max(1, (after - before + x.data.byteLength) / t.peakBytes);
+  const { plan, subModels } = planModel(bytes, { inputShape: [1, 3, 768, 768], grid: { rows: 1, cols: 1 }, cuts: RESNET18_CUTS });
+  let factor = 1;
+  for (const g of plan.stages.filter((s): s is GroupStage => s.kind === 'group').slice(0, 3)) {
+    const session = await createSession(subModels.get(g.id)!, `group ${g.id}`, { threads: 1 });
+    const x = randomTensor([1, ...g.inputs[0].shape.slice(1)], 2);
+    const before = process.memoryUsage().rss;
+    await runTile(session, g, g.tiles[0], { [g.inputs[0].name]: x }, {});
+    const after = process.memoryUsage().rss;
+    await session.release();
+    factor = Math.max(factor, (after - before) / g.tiles[0].peakBytes);
+  }
+  return factor;
 }
 
 async function storeFigures(): Promise<{ latencyMs: number; bandwidthMBps: number }> {
@@ -118,15 +123,15 @@ async function invokeFigures(): Promise<{ overheadMs: number; coldStartMs: numbe
 
 /** Measures this machine and returns the `local` profile for the local stack. */
 export async function calibrateLocal(log: (s: string) => void = () => undefined): Promise<CostProfile> {
+  log('activation memory...');
+  const act = await activationFactor();
+  log(`  x${act.toFixed(2)}`);
   log('tile throughput, 1 thread...');
   const one = await tileThroughput(1);
   log(`  ${one.gflops.toFixed(1)} GFLOP/s; session load ${one.sessionMsPerMB.toFixed(1)} ms/MB; weights RSS x${one.weightRssFactor.toFixed(2)}`);
   log('tile throughput, 2 threads...');
   const two = await tileThroughput(2);
   log(`  ${two.gflops.toFixed(1)} GFLOP/s`);
-  log('activation memory...');
-  const act = await activationFactor();
-  log(`  x${act.toFixed(2)}`);
   log('store...');
   const st = await storeFigures();
   log(`  ${st.latencyMs.toFixed(2)} ms per request, ${st.bandwidthMBps.toFixed(0)} MB/s`);

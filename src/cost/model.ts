@@ -95,7 +95,11 @@ export function makespan(durations: number[], lanes: number): number {
 /** What the model needs to know about one tile. */
 export interface TileWork { flops: number; peakBytes: number; readRequests: number; readBytes: number; writeRequests: number; writeBytes: number }
 
-export interface GroupWork { id: number; tiles: TileWork[]; weightBytes: number; subModelBytes: number }
+/**
+ * `residentWeightBytes`: weights a worker instance holds while running this group's tile. A
+ * worker caches the sessions of every group it has served, so this is all groups' weights.
+ */
+export interface GroupWork { id: number; tiles: TileWork[]; residentWeightBytes: number; subModelBytes: number }
 
 /**
  * One group: every tile's duration (compute at the worker's vCPU, store reads and writes,
@@ -120,7 +124,7 @@ export function predictGroup(g: GroupWork, o: PredictOptions): GroupPrediction &
     durations.push(d + p.invokeOverheadMs);
     maxCompute = Math.max(maxCompute, compute);
     maxIo = Math.max(maxIo, io);
-    peak = Math.max(peak, p.baseRssMb + (g.weightBytes * p.weightRssFactor + t.peakBytes * p.activationRssFactor) / MB);
+    peak = Math.max(peak, p.baseRssMb + (g.residentWeightBytes * p.weightRssFactor + t.peakBytes * p.activationRssFactor) / MB);
   }
   return {
     id: g.id, tiles: g.tiles.length, latencyMs: makespan(durations, o.concurrency), maxTileMs: Math.max(0, ...durations),
@@ -148,6 +152,7 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
   let latency = p.requestOverheadMs + 2 * p.invokeOverheadMs;
   let storeRequests = 4;
   let workerPeak = 0;
+  const residentWeightBytes = plan.stages.reduce((a, s) => a + (s.kind === 'group' ? s.bytes.weights : 0), 0);
   for (const s of plan.stages) {
     if (s.kind === 'master') {
       latency += ((s.flops * o.batch) / (p.masterGflops * 1e9)) * 1000;
@@ -165,7 +170,7 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
       };
     });
     for (const t of tiles) storeRequests += t.readRequests + t.writeRequests;
-    const g = predictGroup({ id: s.id, tiles, weightBytes: s.bytes.weights, subModelBytes: s.subModel.bytes }, o);
+    const g = predictGroup({ id: s.id, tiles, residentWeightBytes, subModelBytes: s.subModel.bytes }, o);
     latency += g.latencyMs;
     workerPeak = Math.max(workerPeak, g.workerPeakMb);
     for (const ms of g.billedMs) billed.push({ function: 'worker', durationMs: ms });

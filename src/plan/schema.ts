@@ -86,6 +86,23 @@ export const planSchema = z.object({
   input: tensorInfoSchema,
   outputs: z.array(tensorInfoSchema),
   stages: z.array(stageSchema).min(1),
+  /** What the cost model predicted for this plan (recorded by the automatic planner). */
+  prediction: z.object({
+    profile: z.string(),
+    objective: z.enum(['latency', 'cost']),
+    vcpu: z.number().positive(),
+    workerMemoryMb: z.number().positive(),
+    concurrency: nat,
+    batch: nat,
+    sloMs: z.number().positive().optional(),
+    latencyMs: z.number().nonnegative(),
+    workerPeakMb: z.number().nonnegative(),
+    invocations: nat,
+    storeRequests: nat,
+    storeBytes: nat,
+    computeUnits: z.number().nonnegative(),
+    usdPer1000: z.number().nonnegative(),
+  }).strict().optional(),
   summary: z.object({
     groups: nat,
     tiles: nat,

@@ -3,7 +3,9 @@ import { tensorByteSize } from '../onnx/model-io.ts';
 import { estimateCost } from '../serve/cost.ts';
 import { predictGroup, type CostProfile, type PredictOptions, type TileWork } from '../cost/model.ts';
 import { articulationPoints } from './stages.ts';
-import { analyzeModel, spatialInputsOf, stageIO, type Grid } from './plan.ts';
+import { analyzeModel, planModel, spatialInputsOf, stageIO, type Grid, type PlannedModel } from './plan.ts';
+import { predictPlan } from '../cost/model.ts';
+import { planSchema } from '../plan/schema.ts';
 import { tileGroup } from './tiles.ts';
 import { PlanSpecError } from './errors.ts';
 
@@ -46,6 +48,9 @@ export function chooseAutoPlan(modelBytes: Uint8Array, inputShape: number[], o: 
   const scale = o.batch / inputShape[0];
   const predictOpts: PredictOptions = { profile: o.profile, vcpu: o.vcpu, memoryMb: o.workerMemoryMb, batch: o.batch, concurrency: o.concurrency };
   const maxTiles = o.maxTilesPerGroup ?? 256;
+  const tiled = new Set<string>();
+  for (const n of graph.nodes) if (cls.local.has(n)) for (const x of n.inputs) if (graph.constants.has(x)) tiled.add(x);
+  const residentWeightBytes = [...tiled].reduce((a, w) => a + tensorByteSize(graph.constants.get(w)!), 0);
   let evaluated = 0;
 
   const evalSegment = (nodes: IrNode[], gi: number): Option[] => {
@@ -82,7 +87,7 @@ export function chooseAutoPlan(modelBytes: Uint8Array, inputShape: number[], o: 
         writeRequests: 4 * t.outputs.length,
         writeBytes: 1.15 * t.outputs.reduce((a, i) => a + (i.region.y1 - i.region.y0) * (i.region.x1 - i.region.x0) * chan(i.tensor) * 4 * o.batch, 0),
       }));
-      const g = predictGroup({ id: gi, tiles: work, weightBytes, subModelBytes: weightBytes }, predictOpts);
+      const g = predictGroup({ id: gi, tiles: work, residentWeightBytes, subModelBytes: weightBytes }, predictOpts);
       if (g.workerPeakMb > o.workerMemoryMb) continue;
       const cu = estimateCost(g.billedMs.map((ms) => ({ function: 'w', durationMs: ms })), { w: { vcpu: o.vcpu, memoryMb: o.workerMemoryMb } }).computeUnits;
       options.push({ grid, latencyMs: g.latencyMs, cu, peakMb: g.workerPeakMb });
@@ -93,7 +98,11 @@ export function chooseAutoPlan(modelBytes: Uint8Array, inputShape: number[], o: 
   // Evaluate every segment of every run once; the DP (and the lambda search) reuse them.
   const groupRuns = runs.filter((r) => r.kind === 'group');
   const tables = groupRuns.map((run, ri) => {
-    const points = articulationPoints(run, cls);
+    // Cut candidates: block inputs (fan-out) and changes of resolution; cutting inside a
+    // conv-BN-ReLU chain never beats cutting at its ends.
+    const all = articulationPoints(run, cls);
+    const hw = (t: string) => info.shapes.get(t)!.slice(2).join('x');
+    const points = all.filter((p, i) => p.fanOut > 1 || hw(p.tensor) !== hw((all[i + 1]?.tensor) ?? run.nodes[run.nodes.length - 1].outputs[0]));
     const bounds = [-1, ...points.map((p) => p.after), run.nodes.length - 1];
     const seg = new Map<string, Option[]>();
     for (let i = 0; i < bounds.length - 1; i++) {
@@ -154,4 +163,24 @@ export function chooseAutoPlan(modelBytes: Uint8Array, inputShape: number[], o: 
     }
   }
   return { cuts: chosen.cuts, grids: chosen.grids, searchLatencyMs: chosen.latency, searchComputeUnits: chosen.cu, evaluated };
+}
+
+/**
+ * `--grid auto`: searches cuts and grids, builds the plan, and records the cost model's
+ * prediction for it (whole request: master segments, input and output included).
+ */
+export function planModelAuto(modelBytes: Uint8Array, inputShape: number[], o: AutoOptions, name = 'model'): PlannedModel & { choice: AutoChoice } {
+  const choice = chooseAutoPlan(modelBytes, inputShape, o);
+  const planned = planModel(modelBytes, { inputShape, grid: choice.grids, cuts: { tensors: choice.cuts }, name });
+  const p = predictPlan(planned.plan, { profile: o.profile, vcpu: o.vcpu, memoryMb: o.workerMemoryMb, batch: o.batch, concurrency: o.concurrency });
+  const plan = planSchema.parse({
+    ...planned.plan,
+    prediction: {
+      profile: o.profile.name, objective: o.objective, vcpu: o.vcpu, workerMemoryMb: o.workerMemoryMb, concurrency: o.concurrency, batch: o.batch,
+      ...(o.sloMs ? { sloMs: o.sloMs } : {}),
+      latencyMs: +p.latencyMs.toFixed(2), workerPeakMb: +p.workerPeakMb.toFixed(1), invocations: p.invocations, storeRequests: p.storeRequests,
+      storeBytes: Math.round(p.storeBytes), computeUnits: +p.billed.computeUnits.toFixed(4), usdPer1000: +(p.billed.usd * 1000).toFixed(6),
+    },
+  });
+  return { ...planned, plan, choice };
 }
