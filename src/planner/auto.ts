@@ -170,9 +170,22 @@ export function chooseAutoPlan(modelBytes: Uint8Array, inputShape: number[], o: 
  * prediction for it (whole request: master segments, input and output included).
  */
 export function planModelAuto(modelBytes: Uint8Array, inputShape: number[], o: AutoOptions, name = 'model'): PlannedModel & { choice: AutoChoice } {
-  const choice = chooseAutoPlan(modelBytes, inputShape, o);
-  const planned = planModel(modelBytes, { inputShape, grid: choice.grids, cuts: { tensors: choice.cuts }, name });
-  const p = predictPlan(planned.plan, { profile: o.profile, vcpu: o.vcpu, memoryMb: o.workerMemoryMb, batch: o.batch, concurrency: o.concurrency });
+  const build = (opts: AutoOptions) => {
+    const choice = chooseAutoPlan(modelBytes, inputShape, opts);
+    const planned = planModel(modelBytes, { inputShape, grid: choice.grids, cuts: { tensors: choice.cuts }, name });
+    const p = predictPlan(planned.plan, { profile: o.profile, vcpu: o.vcpu, memoryMb: o.workerMemoryMb, batch: o.batch, concurrency: o.concurrency });
+    return { choice, planned, p };
+  };
+  let r = build(o);
+  // The search prices the tiled groups only; the SLO covers the whole request, so the fixed
+  // part (master segments, input and output, request overhead) comes off the search's budget.
+  for (let k = 0; k < 3 && o.objective === 'cost' && o.sloMs && r.p.latencyMs > o.sloMs; k++) {
+    const fixed = r.p.latencyMs - r.choice.searchLatencyMs;
+    const budget = o.sloMs - fixed - k * 0.02 * o.sloMs;
+    if (budget <= 0) throw new PlanSpecError(`no plan meets --slo-ms ${o.sloMs}: the request's fixed part alone is predicted at ${fixed.toFixed(0)} ms`);
+    r = build({ ...o, sloMs: budget });
+  }
+  const { choice, planned, p } = r;
   const plan = planSchema.parse({
     ...planned.plan,
     prediction: {
