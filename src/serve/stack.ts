@@ -9,6 +9,7 @@ import { startGateway } from '../http/gateway.ts';
 import { fcHttpResultSchema } from '../http/fc-event.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { publishPlan } from './artifacts.ts';
+import { registryEntry } from './publish.ts';
 import { makeStore } from './deps.ts';
 import { REGISTRY_KEY, type Registry } from './registry.ts';
 import { ServeError } from './errors.ts';
@@ -29,14 +30,9 @@ export async function publishModel(config: Config, store: ObjectStore, modelByte
     const plan = parsePlan(JSON.parse(await readFile(file, 'utf8')), file);
     const name = basename(file).replace(/\.json$/, '');
     const { planKey } = await publishPlan(store, modelBytes, plan, name);
-    const [, c, h, w] = plan.input.shape;
-    const entry = {
-      planKey, inputName: plan.input.name, inputShape: [-1, c, h, w],
-      outputName: plan.outputs[0].name, outputShape: [-1, ...plan.outputs[0].shape.slice(1)],
-      preprocessing: c === 3 ? { width: w, height: h } : undefined,
-    };
-    models.push({ name, ...entry });
-    if (name === config.defaultPlan) models.unshift({ name: config.model, ...entry });
+    const entry = registryEntry(name, planKey, plan);
+    models.push(entry);
+    if (name === config.defaultPlan) models.unshift({ ...entry, name: config.model });
   }
   if (!models.some((m) => m.name === config.model)) {
     throw new ServeError(`DEFAULT_PLAN ${config.defaultPlan} is not among PLANS (${config.plans.join(', ')})`);
