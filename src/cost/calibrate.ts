@@ -12,7 +12,14 @@ import { runTile } from '../exec/tile.ts';
 import { FsStore } from '../store/fs-store.ts';
 import { ProcessPoolInvoker } from '../invoke/process-pool.ts';
 import type { GroupStage } from '../plan/schema.ts';
-import type { CostProfile } from './model.ts';
+import { predictPlan, type CostProfile } from './model.ts';
+import { loadConfig } from '../config.ts';
+import { startLocalStack } from '../serve/stack.ts';
+import { encodeTensor } from '../serve/tile-codec.ts';
+import { requestKeys, requestPrefix } from '../serve/keys.ts';
+import { ensureModel } from '../models/index.ts';
+import { COMMITTED_PLANS } from '../planner/committed.ts';
+import { readFile } from 'node:fs/promises';
 
 const MB = 1048576;
 const here = dirname(fileURLToPath(import.meta.url));
@@ -121,6 +128,37 @@ async function invokeFigures(): Promise<{ overheadMs: number; coldStartMs: numbe
   }
 }
 
+/**
+ * The one constant micro-benchmarks cannot see: what an invocation costs in the real stack
+ * (scheduling, JSON, codec, store bookkeeping on both sides). Fitted on warm requests of the
+ * committed 2x2 plan: measured latency minus the prediction without it, per worker round.
+ */
+async function fitInvokeOverhead(profile: CostProfile, workers: number): Promise<number> {
+  const dir = await mkdtemp(join(tmpdir(), 'fc-calib-stack-'));
+  const c = COMMITTED_PLANS[0];
+  const plan = JSON.parse(await readFile(c.file, 'utf8'));
+  await ensureModel('resnet18', 'models/resnet18.onnx');
+  const stack = await startLocalStack(loadConfig({ PORT: '0', DATA_DIR: dir, PLANS: c.file, DEFAULT_PLAN: 'resnet18-224-2x2', WORKER_MAX_INSTANCES: String(workers), WORKER_THREADS: '1' }));
+  try {
+    const planKey = stack.registry.models[0].planKey;
+    const times: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const rid = `calib${i}`;
+      await stack.store.put(requestKeys.input(rid), encodeTensor(randomTensor(plan.input.shape, i)));
+      const t0 = performance.now();
+      await stack.invoker.invoke('master', Buffer.from(JSON.stringify({ requestId: rid, planKey })));
+      if (i >= 2) times.push(performance.now() - t0);
+      await stack.store.delete(await stack.store.list(requestPrefix(rid)));
+    }
+    const zero = predictPlan(plan, { profile: { ...profile, invokeOverheadMs: 0, requestOverheadMs: 0 }, vcpu: 1, memoryMb: 2048, batch: 1, concurrency: workers });
+    const rounds = zero.groups.reduce((a, g) => a + Math.ceil(g.tiles / workers), 0) + 1;
+    return Math.max(profile.invokeOverheadMs, (median(times) - zero.latencyMs) / rounds);
+  } finally {
+    await stack.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /** Measures this machine and returns the `local` profile for the local stack. */
 export async function calibrateLocal(log: (s: string) => void = () => undefined): Promise<CostProfile> {
   log('activation memory...');
@@ -138,7 +176,7 @@ export async function calibrateLocal(log: (s: string) => void = () => undefined)
   log('invocations...');
   const inv = await invokeFigures();
   log(`  ${inv.overheadMs.toFixed(2)} ms per invoke, cold start ${inv.coldStartMs.toFixed(0)} ms, base RSS ${inv.baseRssMb.toFixed(0)} MB`);
-  return {
+  const base: CostProfile = {
     name: 'local',
     notes: `Calibrated on ${new Date().toISOString().slice(0, 10)} by npm run bench -- --calibrate (ResNet-18 tiles, FsStore, ProcessPoolInvoker).`,
     gflopsPerVcpu: +one.gflops.toFixed(2),
@@ -156,4 +194,8 @@ export async function calibrateLocal(log: (s: string) => void = () => undefined)
     masterGflops: +two.gflops.toFixed(2),
     requestOverheadMs: +(4 * inv.overheadMs + 4 * st.latencyMs).toFixed(2),
   };
+  log('invocation cost in the stack (fitted on the committed 2x2 plan)...');
+  const fitted = await fitInvokeOverhead(base, 4);
+  log(`  ${fitted.toFixed(1)} ms per worker round (bare IPC round trip ${inv.overheadMs.toFixed(2)} ms)`);
+  return { ...base, invokeOverheadMs: +fitted.toFixed(2) };
 }
