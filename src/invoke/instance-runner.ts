@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 /**
  * Entry point of one local function instance (a child process forked by
  * ProcessPoolInvoker). Loads the function module once, then serves one
@@ -148,7 +149,18 @@ class RelayInvoker implements Invoker {
   }
 }
 
-const maxRssBytes = (): number => process.resourceUsage().maxRSS * 1024;
+/**
+ * Peak RSS of this process. On Linux, getrusage's maxRSS of a forked child starts at the parent's
+ * RSS at fork time (a child of a 640 MB parent reports >= 600 MB), so read the kernel's own
+ * high-water mark (VmHWM) instead, and fall back to maxRSS elsewhere.
+ */
+const maxRssBytes = (): number => {
+  try {
+    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch { /* not Linux */ }
+  return process.resourceUsage().maxRSS * 1024;
+};
 
 function jsonClone(v: unknown): unknown {
   try {
