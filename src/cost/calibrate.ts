@@ -1,5 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildModel } from '../models/index.ts';
@@ -133,7 +133,8 @@ async function invokeFigures(): Promise<{ overheadMs: number; coldStartMs: numbe
  * (scheduling, JSON, codec, store bookkeeping on both sides). Fitted on warm requests of the
  * committed 2x2 plan: measured latency minus the prediction without it, per worker round.
  */
-async function fitInvokeOverhead(profile: CostProfile, workers: number): Promise<number> {
+async function fitInvokeOverhead(base: CostProfile, workers: number): Promise<number> {
+  const profile = base;
   const dir = await mkdtemp(join(tmpdir(), 'fc-calib-stack-'));
   const c = COMMITTED_PLANS[0];
   const plan = JSON.parse(await readFile(c.file, 'utf8'));
@@ -151,7 +152,7 @@ async function fitInvokeOverhead(profile: CostProfile, workers: number): Promise
       await stack.store.delete(await stack.store.list(requestPrefix(rid)));
     }
     const zero = predictPlan(plan, { profile: { ...profile, invokeOverheadMs: 0, requestOverheadMs: 0 }, vcpu: 1, memoryMb: 2048, batch: 1, concurrency: workers });
-    const rounds = zero.groups.reduce((a, g) => a + Math.ceil(g.tiles / workers), 0) + 1;
+    const rounds = zero.groups.reduce((a, g) => a + Math.ceil(g.tiles / Math.min(workers, base.maxParallelWorkers)), 0) + 1;
     return Math.max(profile.invokeOverheadMs, (median(times) - zero.latencyMs) / rounds);
   } finally {
     await stack.close();
@@ -193,6 +194,7 @@ export async function calibrateLocal(log: (s: string) => void = () => undefined)
     activationRssFactor: +act.toFixed(2),
     masterGflops: +two.gflops.toFixed(2),
     requestOverheadMs: +(4 * inv.overheadMs + 4 * st.latencyMs).toFixed(2),
+    maxParallelWorkers: availableParallelism(),
   };
   log('invocation cost in the stack (fitted on the committed 2x2 plan)...');
   const fitted = await fitInvokeOverhead(base, 4);

@@ -39,6 +39,8 @@ export const costProfileSchema = z.object({
   masterGflops: z.number().positive(),
   /** Fixed handler + master bookkeeping per request (ms). */
   requestOverheadMs: z.number().nonnegative(),
+  /** Workers that can compute at the same time whatever the instance count (local: CPU cores). */
+  maxParallelWorkers: z.number().int().positive().default(100_000),
 }).strict();
 export type CostProfile = z.infer<typeof costProfileSchema>;
 
@@ -127,7 +129,7 @@ export function predictGroup(g: GroupWork, o: PredictOptions): GroupPrediction &
     peak = Math.max(peak, p.baseRssMb + (g.residentWeightBytes * p.weightRssFactor + t.peakBytes * p.activationRssFactor) / MB);
   }
   return {
-    id: g.id, tiles: g.tiles.length, latencyMs: makespan(durations, o.concurrency), maxTileMs: Math.max(0, ...durations),
+    id: g.id, tiles: g.tiles.length, latencyMs: makespan(durations, Math.min(o.concurrency, p.maxParallelWorkers)), maxTileMs: Math.max(0, ...durations),
     computeMs: maxCompute, ioMs: maxIo, workerPeakMb: peak, billedMs,
   };
 }
