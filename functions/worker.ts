@@ -8,7 +8,7 @@ import { runWorkerTask, workerTaskSchema } from '../src/serve/worker.ts';
 const config = loadConfig();
 const store = makeStore(config);
 // Per instance: plans and ORT sessions survive across warm invocations.
-const cache = new ArtifactCache(store, { threads: config.workerThreads, maxSessions: config.workerMaxSessions });
+const cache = new ArtifactCache(store, { threads: config.workerThreads, maxSessions: config.workerMaxSessions, memArena: config.workerMemArena });
 
 export async function handler(event: Buffer, _context: FunctionContext): Promise<string> {
   const task = parseEvent(workerTaskSchema, event, 'worker');

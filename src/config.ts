@@ -40,6 +40,7 @@ export const envSchema = z.object({
   WORKER_CONCURRENCY: int(16, 1),
   WORKER_THREADS: int(1, 0),
   WORKER_MAX_SESSIONS: int(8, 1),
+  WORKER_MEM_ARENA: z.enum(['true', 'false']).default('false'),
   TOP_K: int(5, 0),
 })
   .and(functionSchema('handler', 'HANDLER', { maxInstances: 4, vcpu: 0.5, memoryMb: 1024 }))
@@ -69,6 +70,7 @@ export interface Config {
   workerConcurrency: number;
   workerThreads: number;
   workerMaxSessions: number;
+  workerMemArena: boolean;
   topK: number;
   functions: { handler: FunctionConfig; master: FunctionConfig; worker: FunctionConfig };
 }
@@ -108,7 +110,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     model: e.MODEL, modelPath: e.MODEL_PATH ?? `models/${e.MODEL}.onnx`,
     plans: e.PLANS.split(',').map((s) => s.trim()).filter(Boolean), defaultPlan: e.DEFAULT_PLAN,
     maxBodyBytes: e.MAX_BODY_BYTES, functionTimeoutMs: e.FUNCTION_TIMEOUT_MS,
-    workerConcurrency: e.WORKER_CONCURRENCY, workerThreads: e.WORKER_THREADS, workerMaxSessions: e.WORKER_MAX_SESSIONS, topK: e.TOP_K,
+    workerConcurrency: e.WORKER_CONCURRENCY, workerThreads: e.WORKER_THREADS, workerMaxSessions: e.WORKER_MAX_SESSIONS, workerMemArena: e.WORKER_MEM_ARENA === 'true', topK: e.TOP_K,
     functions: { handler: fn('HANDLER'), master: fn('MASTER'), worker: fn('WORKER') },
   };
 }

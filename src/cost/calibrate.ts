@@ -18,8 +18,9 @@ import { startLocalStack } from '../serve/stack.ts';
 import { encodeTensor } from '../serve/tile-codec.ts';
 import { requestKeys, requestPrefix } from '../serve/keys.ts';
 import { ensureModel } from '../models/index.ts';
-import { COMMITTED_PLANS } from '../planner/committed.ts';
-import { readFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
+import type { Plan } from '../plan/schema.ts';
+import type { MasterReport } from '../serve/master.ts';
 
 const MB = 1048576;
 const here = dirname(fileURLToPath(import.meta.url));
@@ -128,36 +129,68 @@ async function invokeFigures(): Promise<{ overheadMs: number; coldStartMs: numbe
   }
 }
 
-/**
- * The one constant micro-benchmarks cannot see: what an invocation costs in the real stack
- * (scheduling, JSON, codec, store bookkeeping on both sides). Fitted on warm requests of the
- * committed 2x2 plan: measured latency minus the prediction without it, per worker round.
- */
-async function fitInvokeOverhead(base: CostProfile, workers: number): Promise<number> {
-  const profile = base;
+/** Warm latency (median) and peak worker RSS of a plan served by a fresh local stack. */
+async function measureInStack(plan: Plan, workers: number, reps: number): Promise<{ ms: number; peakWorkerMb: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'fc-calib-stack-'));
-  const c = COMMITTED_PLANS[0];
-  const plan = JSON.parse(await readFile(c.file, 'utf8'));
+  const file = join(dir, 'plan.json');
+  await writeFile(file, JSON.stringify(plan));
   await ensureModel('resnet18', 'models/resnet18.onnx');
-  const stack = await startLocalStack(loadConfig({ PORT: '0', DATA_DIR: dir, PLANS: c.file, DEFAULT_PLAN: 'resnet18-224-2x2', WORKER_MAX_INSTANCES: String(workers), WORKER_THREADS: '1' }));
+  const stack = await startLocalStack(loadConfig({ PORT: '0', DATA_DIR: dir, PLANS: file, DEFAULT_PLAN: 'plan', WORKER_MAX_INSTANCES: String(workers), WORKER_THREADS: '1', FUNCTION_TIMEOUT_MS: '600000' }));
   try {
     const planKey = stack.registry.models[0].planKey;
     const times: number[] = [];
-    for (let i = 0; i < 6; i++) {
+    let peak = 0;
+    for (let i = 0; i < reps + 1; i++) {
       const rid = `calib${i}`;
       await stack.store.put(requestKeys.input(rid), encodeTensor(randomTensor(plan.input.shape, i)));
       const t0 = performance.now();
-      await stack.invoker.invoke('master', Buffer.from(JSON.stringify({ requestId: rid, planKey })));
-      if (i >= 2) times.push(performance.now() - t0);
+      const res = await stack.invoker.invoke('master', Buffer.from(JSON.stringify({ requestId: rid, planKey })));
+      if (i > 0) times.push(performance.now() - t0);
+      for (const st of (JSON.parse(res.payload.toString('utf8')) as MasterReport).stages) peak = Math.max(peak, st.peakWorkerRssBytes / MB);
       await stack.store.delete(await stack.store.list(requestPrefix(rid)));
     }
-    const zero = predictPlan(plan, { profile: { ...profile, invokeOverheadMs: 0, requestOverheadMs: 0 }, vcpu: 1, memoryMb: 2048, batch: 1, concurrency: workers });
-    const rounds = zero.groups.reduce((a, g) => a + Math.ceil(g.tiles / Math.min(workers, base.maxParallelWorkers)), 0) + 1;
-    return Math.max(profile.invokeOverheadMs, (median(times) - zero.latencyMs) / rounds);
+    return { ms: median(times), peakWorkerMb: peak };
   } finally {
     await stack.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * What micro-benchmarks cannot see, fitted on the real stack: the cost of a worker round
+ * (scheduling, IPC, JSON, codec copies) on a small plan dominated by it (ResNet-18 224, 2x2),
+ * the effective store bandwidth (piece copies included) on a large one (1024, 2x2), and the
+ * activation memory factor from that run's peak worker RSS. One constant each, from two plans;
+ * bench:large then compares predictions with measurements on other plans and sizes.
+ */
+async function fitInStack(base: CostProfile, workers: number, log: (s: string) => void): Promise<Partial<CostProfile>> {
+  const bytes = buildModel('resnet18');
+  const small = planModel(bytes, { inputShape: [1, 3, 224, 224], grid: { rows: 2, cols: 2 }, cuts: RESNET18_CUTS }).plan;
+  const large = planModel(bytes, { inputShape: [1, 3, 1024, 1024], grid: { rows: 2, cols: 2 }, cuts: RESNET18_CUTS }).plan;
+  const a = await measureInStack(small, workers, 4);
+  const b = await measureInStack(large, workers, 2);
+  log(`  224 2x2: ${a.ms.toFixed(0)} ms; 1024 2x2: ${b.ms.toFixed(0)} ms, peak worker ${b.peakWorkerMb.toFixed(0)} MB`);
+  const lanes = Math.min(workers, base.maxParallelWorkers);
+  const rounds = (p: Plan) => predictPlan(p, { profile: base, vcpu: 1, memoryMb: 4096, batch: 1, concurrency: workers }).groups.reduce((s, g) => s + Math.ceil(g.tiles / lanes), 0) + 1;
+  const fit = (bw: number) => {
+    const prof = { ...base, storeBandwidthMBps: bw, invokeOverheadMs: 0, requestOverheadMs: 0 };
+    const ovh = Math.max(0, (a.ms - predictPlan(small, { profile: prof, vcpu: 1, memoryMb: 4096, batch: 1, concurrency: workers }).latencyMs) / rounds(small));
+    const predB = predictPlan(large, { profile: { ...prof, invokeOverheadMs: ovh }, vcpu: 1, memoryMb: 4096, batch: 1, concurrency: workers }).latencyMs;
+    return { ovh, predB };
+  };
+  // Prediction falls as bandwidth rises: bisect (in log space) for the bandwidth that matches.
+  let lo = 20;
+  let hi = 20_000;
+  for (let k = 0; k < 40; k++) {
+    const mid = Math.sqrt(lo * hi);
+    if (fit(mid).predB > b.ms) lo = mid; else hi = mid;
+  }
+  const bw = Math.sqrt(lo * hi);
+  const { ovh } = fit(bw);
+  const maxTile = Math.max(...large.stages.flatMap((s) => (s.kind === 'group' ? s.tiles.map((t) => t.peakBytes) : [])));
+  const weights = large.stages.reduce((x, s) => x + (s.kind === 'group' ? s.bytes.weights : 0), 0);
+  const act = Math.max(base.activationRssFactor, ((b.peakWorkerMb - base.baseRssMb) * MB - weights * base.weightRssFactor) / maxTile);
+  return { invokeOverheadMs: +ovh.toFixed(2), storeBandwidthMBps: Math.round(bw), activationRssFactor: +act.toFixed(2) };
 }
 
 /** Measures this machine and returns the `local` profile for the local stack. */
@@ -196,8 +229,8 @@ export async function calibrateLocal(log: (s: string) => void = () => undefined)
     requestOverheadMs: +(4 * inv.overheadMs + 4 * st.latencyMs).toFixed(2),
     maxParallelWorkers: availableParallelism(),
   };
-  log('invocation cost in the stack (fitted on the committed 2x2 plan)...');
-  const fitted = await fitInvokeOverhead(base, 4);
-  log(`  ${fitted.toFixed(1)} ms per worker round (bare IPC round trip ${inv.overheadMs.toFixed(2)} ms)`);
-  return { ...base, invokeOverheadMs: +fitted.toFixed(2) };
+  log('fitting on the real stack (ResNet-18 224 and 1024, 2x2, 4 workers)...');
+  const fitted = await fitInStack(base, 4, log);
+  log(`  ${fitted.invokeOverheadMs} ms per worker round (bare IPC round trip ${inv.overheadMs.toFixed(2)} ms), effective store bandwidth ${fitted.storeBandwidthMBps} MB/s (raw ${st.bandwidthMBps.toFixed(0)}), activation memory x${fitted.activationRssFactor}`);
+  return { ...base, ...fitted };
 }

@@ -10,6 +10,12 @@ export type Feed = FloatTensor | Int64Tensor;
 export interface SessionOptions {
   /** Intra-op threads (FC vCPU emulation); ORT's default uses every core. */
   threads?: number;
+  /**
+   * ORT's CPU arena keeps each session's peak activations allocated for reuse. A worker holds
+   * one session per group, so arenas multiply its memory; without them memory returns to the
+   * allocator after each run (measured: same speed on all but the largest tiles).
+   */
+  memArena?: boolean;
 }
 
 export interface ModelSession {
@@ -34,6 +40,7 @@ export async function createSession(bytes: Uint8Array, label: string, opts: Sess
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
       executionMode: 'sequential',
+      enableCpuMemArena: opts.memArena ?? true,
     });
   } catch (cause) {
     throw new InferenceError(`cannot load model: ${(cause as Error).message}`, label, { cause });
