@@ -1,9 +1,13 @@
-// npm start: the local stack on 127.0.0.1:9000 (PORT to change) serving ResNet-18.
+// npm start [-- --port 9001 --worker-max-instances 8 ...]: the local stack on 127.0.0.1:9000 serving
+// ResNet-18. Every setting of src/config.ts is an environment variable or the matching flag.
 import { loadConfig } from '../src/config.ts';
 import { startLocalStack, withEmulatorDefaults } from '../src/serve/stack.ts';
 import { runCli } from '../src/cli/common.ts';
+import { envFromArgs } from '../src/cli/config-args.ts';
 
 runCli(async () => {
+  // Flags override the environment; function processes inherit the result.
+  Object.assign(process.env, envFromArgs(process.argv.slice(2)));
   const config = loadConfig(withEmulatorDefaults(process.env));
   const t0 = performance.now();
   const stack = await startLocalStack(config);

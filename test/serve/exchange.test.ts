@@ -66,3 +66,13 @@ describe('cost model and config', () => {
     assert.equal(loadConfig({}).port, 9000);
   });
 });
+
+describe('configuration flags', () => {
+  it('map onto the config variables and are validated like them', async () => {
+    const { envFromArgs } = await import('../../src/cli/config-args.ts');
+    assert.deepEqual(envFromArgs(['--port', '9001', '--worker-max-instances=8']), { PORT: '9001', WORKER_MAX_INSTANCES: '8' });
+    assert.throws(() => envFromArgs(['--colour', 'blue']), /unknown flag --colour/);
+    assert.throws(() => envFromArgs(['--port']), /needs a value/);
+    assert.throws(() => loadConfig(envFromArgs(['--port', 'x'])), /PORT/);
+  });
+});
