@@ -3,11 +3,10 @@
  * which verifies ACS3-HMAC-SHA256 signatures and runs the fixture functions as local processes.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { Credentials, CredentialsProvider } from '../../src/cloud/credentials.ts';
 import { staticCredentials } from '../../src/cloud/credentials.ts';
 import { acs3CanonicalRequest, acs3Signature, fcFunctionEnv, startFcServer } from '../../src/emulators/fc-server.ts';
@@ -23,17 +22,8 @@ import {
 import { FcApiError, FcAuthError } from '../../src/invoke/fc-errors.ts';
 import { FcInvoker, defaultFcEndpoint, parseFcEndpoint } from '../../src/invoke/fc-invoker.ts';
 import type { FcInvokerOptions } from '../../src/invoke/fc-invoker.ts';
-import type { LocalFunctionConfig } from '../../src/invoke/process-pool.ts';
 
-const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/functions/${name}.ts`, import.meta.url));
-const fn = (name: string, extra: Partial<LocalFunctionConfig> = {}): LocalFunctionConfig => ({
-  entry: fixture(name),
-  maxInstances: 1,
-  timeoutMs: 10_000,
-  ...extra,
-});
-const json = (b: Buffer) => JSON.parse(b.toString());
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+import { fixture, fn, json, sha } from '../helpers/functions.ts';
 
 const ACCOUNT = '1234567890123456';
 const REGION = 'cn-hangzhou';

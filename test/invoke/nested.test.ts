@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   FunctionCrashedError,
   FunctionError,
@@ -12,17 +10,9 @@ import {
   deserializeInvokeError,
   serializeInvokeError,
 } from '../../src/invoke/errors.ts';
-import type { LocalFunctionConfig } from '../../src/invoke/process-pool.ts';
 import { ProcessPoolInvoker } from '../../src/invoke/process-pool.ts';
 
-const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/functions/${name}.ts`, import.meta.url));
-const fn = (name: string, extra: Partial<LocalFunctionConfig> = {}): LocalFunctionConfig => ({
-  entry: fixture(name),
-  maxInstances: 1,
-  timeoutMs: 10_000,
-  ...extra,
-});
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+import { fixture, fn, sha } from '../helpers/functions.ts';
 const MAX_PAYLOAD = 1024 * 1024;
 
 interface OkResult {

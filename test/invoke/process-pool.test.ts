@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   FunctionCrashedError,
   FunctionError,
@@ -12,18 +11,9 @@ import {
   InvokeError,
   PayloadTooLargeError,
 } from '../../src/invoke/errors.ts';
-import type { LocalFunctionConfig } from '../../src/invoke/process-pool.ts';
 import { ProcessPoolInvoker } from '../../src/invoke/process-pool.ts';
 
-const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/functions/${name}.ts`, import.meta.url));
-const fn = (name: string, extra: Partial<LocalFunctionConfig> = {}): LocalFunctionConfig => ({
-  entry: fixture(name),
-  maxInstances: 1,
-  timeoutMs: 10_000,
-  ...extra,
-});
-const json = (b: Buffer) => JSON.parse(b.toString());
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+import { fixture, fn, json, sha } from '../helpers/functions.ts';
 const isAlive = (pid: number) => {
   try {
     process.kill(pid, 0);
