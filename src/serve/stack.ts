@@ -16,7 +16,7 @@ import { ServeError } from './errors.ts';
 import { randomBytes } from 'node:crypto';
 import { staticCredentials } from '../cloud/credentials.ts';
 import { startOssServer } from '../emulators/oss-server.ts';
-import { fcFunctionEnv, startFcServer } from '../emulators/fc-server.ts';
+import { startFcServer } from '../emulators/fc-server.ts';
 import { FcInvoker } from '../invoke/fc-invoker.ts';
 import type { Invoker } from '../invoke/invoker.ts';
 import type { LocalFunctionConfig } from '../invoke/process-pool.ts';
@@ -105,12 +105,8 @@ export async function startLocalStack(config: Config, env: Record<string, string
   if (config.invoker === 'fc') {
     const c = config.fc!;
     if (c.endpoint) throw new ServeError('INVOKE_ENDPOINT is set: the local stack only runs functions itself against its own FC emulator; unset it');
-    const fc = await startFcServer({ accountId: c.accountId, region: c.region, credentials: [role], functions: {} });
-    await fc.close();
-    // The emulator's function env needs its endpoint, so it is started in two steps: first to
-    // learn a free port, then for real on that port.
-    const env2 = fcFunctionEnv({ endpoint: fc.endpoint, accountId: c.accountId, region: c.region, credential: role });
-    const server = await startFcServer({ port: fc.port, accountId: c.accountId, region: c.region, credentials: [role], functions: functions(env2) });
+    // The emulator adds FC's environment (its endpoint, the role's credentials) to every function.
+    const server = await startFcServer({ accountId: c.accountId, region: c.region, credentials: [role], functions: functions({}) });
     closers.push(() => server.close());
     pool = server.pool;
     invoker = new FcInvoker({ accountId: c.accountId, region: c.region, endpoint: server.endpoint, credentials: staticCredentials(role), timeoutMs: config.functionTimeoutMs });
