@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { InferenceBackend, ModelEntry } from '../http/routes.ts';
 import { badGateway, badRequest } from '../http/errors.ts';
 import type { Invoker } from '../invoke/invoker.ts';
@@ -32,7 +33,9 @@ export class DistributedBackend implements InferenceBackend {
   async infer(model: ModelEntry & { planKey?: string }, input: FloatTensor, requestId: string) {
     const t0 = performance.now();
     const store = new CountingStore(this.deps.store);
-    const rid = requestId.replace(/[^A-Za-z0-9_-]/g, '').slice(0, 64) || `r${Date.now()}`;
+    // Clients may choose x-request-id; a random suffix keeps two requests from ever sharing a
+    // store prefix (and deleting each other's tiles).
+    const rid = `${requestId.replace(/[^A-Za-z0-9_-]/g, '').slice(0, 48) || 'r'}-${randomBytes(6).toString('hex')}`;
     try {
       if (!model.planKey) throw badRequest(`model ${model.name} has no plan`);
       await store.put(requestKeys.input(rid), encodeTensor(input));

@@ -127,3 +127,31 @@ describe('a failing worker', () => {
     assert.deepEqual(await weak.store.list('requests/'), []);
   });
 });
+
+describe('request ids chosen by clients', () => {
+  let s: LocalStack;
+  let d: string;
+  before(async () => {
+    d = await mkdtemp(join(tmpdir(), 'fc-e2e-rid-'));
+    s = await startLocalStack(loadConfig({ PORT: '0', DATA_DIR: d, PLANS: 'plans/resnet18-224-2x2.json', DEFAULT_PLAN: 'resnet18-224-2x2', WORKER_MAX_INSTANCES: '2' }));
+  });
+  after(async () => {
+    await s?.close();
+    await rm(d, { recursive: true, force: true });
+  });
+
+  it('two concurrent requests with the same x-request-id do not share tiles', async () => {
+    const model = await readFile(await ensureModel('resnet18', 'models/resnet18.onnx'));
+    const run = async (seed: number) => {
+      const x = randomTensor([1, 3, 224, 224], seed);
+      const enc = encodeInferRequest({ inputs: [{ name: 'input', shape: x.dims, data: x.data }], outputs: [{ name: 'logits', parameters: { binary_data: true } }] }, { binary: true });
+      const res = await fetch(`${s.url}/v2/models/resnet18/infer`, { method: 'POST', body: new Uint8Array(enc.body), headers: { ...enc.headers, 'x-request-id': 'same-id' } });
+      assert.equal(res.status, 200);
+      const out = decodeInferResponse(Buffer.from(await res.arrayBuffer()), Object.fromEntries(res.headers.entries())).outputs[0];
+      const ref = (await monolithic(model, x, 'input')).logits;
+      const c = compareTensors(ref, { dims: out.shape, data: out.data as Float32Array });
+      assert.ok(c.maxAbsDiff <= 1e-4 * Math.max(1, c.maxRef));
+    };
+    await Promise.all([run(31), run(32)]);
+  });
+});
