@@ -7,32 +7,8 @@
 import { estimateCost, FC_PRICING, type CostEstimate } from '../serve/cost.ts';
 import { max, mean, median, percentile, ratio, sum, throughput } from './stats.ts';
 
-/** One stage of `parameters.cost.stages` (src/serve/backend.ts). */
-export interface StageCost {
-  id: number;
-  kind: 'group' | 'master';
-  ms: number;
-  invocations: number;
-  coldStarts: number;
-  maxColdStartMs: number;
-  maxWorkerMs: number;
-  maxWorkerComputeMs: number;
-  peakWorkerRssMb: number;
-  bytesRead: number;
-  bytesWritten: number;
-  storeRequests: number;
-}
-
-/** The `parameters.cost` object every inference response carries (src/serve/backend.ts). */
-export interface RequestCost {
-  requestId: string;
-  ms: { total: number; storeInput: number; master: number; fetchOutput: number; masterLoadPlan: number };
-  stages: StageCost[];
-  invocations: { master: number; worker: number; coldStarts: number };
-  store: { requests: number; bytesRead: number; bytesWritten: number };
-  peakWorkerRssMb: number;
-  billed: CostEstimate;
-}
+export type { RequestCost, StageCost } from '../serve/cost-report.ts';
+import type { RequestCost } from '../serve/cost-report.ts';
 
 /** One measured request, as the client saw it. */
 export interface Sample {

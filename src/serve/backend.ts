@@ -7,6 +7,7 @@ import type { FloatTensor } from '../runtime/ort.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { CountingStore } from '../store/counting-store.ts';
 import { estimateCost, type BilledInvocation, type FunctionResources } from './cost.ts';
+import type { RequestCost } from './cost-report.ts';
 import { requestKeys, requestPrefix } from './keys.ts';
 import { masterTaskSchema, type MasterReport } from './master.ts';
 import { decodeTensor, encodeTensor } from './tile-codec.ts';
@@ -64,7 +65,7 @@ export class DistributedBackend implements InferenceBackend {
       ];
       const sum = (f: (s: MasterReport['stages'][number]) => number) => report.stages.reduce((a, s) => a + f(s), 0);
       const c = store.counters;
-      const cost = {
+      const cost: RequestCost = {
         requestId: rid,
         ms: { total: tEnd - t0, storeInput: tPut - t0, master: tMaster - tPut, fetchOutput: tEnd - tMaster, masterLoadPlan: report.ms.loadPlan },
         stages: report.stages.map((s) => ({ id: s.id, kind: s.kind, ms: round(s.ms), invocations: s.invocations, coldStarts: s.coldStarts, maxColdStartMs: round(s.maxColdStartMs), maxWorkerMs: round(s.maxWorkerMs), maxWorkerComputeMs: round(s.maxWorkerComputeMs), peakWorkerRssMb: round(s.peakWorkerRssBytes / 1048576), bytesRead: s.bytesRead, bytesWritten: s.bytesWritten, storeRequests: s.storeRequests })),

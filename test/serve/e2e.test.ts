@@ -10,6 +10,7 @@ import { decodeInferResponse, encodeInferRequest } from '../../src/http/oip.ts';
 import { randomTensor, compareTensors } from '../../src/tensor/random.ts';
 import { monolithic } from '../../src/exec/verify.ts';
 import { ensureModel } from '../../src/models/index.ts';
+import { requestCostSchema } from '../../src/serve/cost-report.ts';
 
 // End to end over HTTP on the local stack: gateway -> handler process -> master process ->
 // worker processes, tiles through the filesystem store.
@@ -58,6 +59,7 @@ describe('local stack over HTTP', () => {
     for (const batch of [1, 4]) {
       it(`${model} batch ${batch} equals monolithic ORT`, async () => {
         const cost = await expectEqualToMonolithic(model, [batch, 3, 224, 224], 10 + batch);
+        requestCostSchema.parse(cost);
         const tiles = model.endsWith('2x2') ? 24 : 72;
         assert.equal(cost.invocations.worker, tiles);
         assert.ok(cost.store.bytesWritten > 0 && cost.billed.computeUnits > 0);

@@ -1,0 +1,33 @@
+import { z } from 'zod';
+
+/** The cost breakdown every inference response carries in `parameters.cost`. */
+const nn = z.number().nonnegative();
+
+export const stageCostSchema = z.object({
+  id: z.number().int(),
+  kind: z.enum(['group', 'master']),
+  ms: nn,
+  invocations: nn,
+  coldStarts: nn,
+  /** Slowest instance start among this stage's cold starts (ms). */
+  maxColdStartMs: nn,
+  maxWorkerMs: nn,
+  maxWorkerComputeMs: nn,
+  peakWorkerRssMb: nn,
+  bytesRead: nn,
+  bytesWritten: nn,
+  storeRequests: nn,
+}).strict();
+export type StageCost = z.infer<typeof stageCostSchema>;
+
+export const requestCostSchema = z.object({
+  requestId: z.string(),
+  ms: z.object({ total: nn, storeInput: nn, master: nn, fetchOutput: nn, masterLoadPlan: nn }).strict(),
+  stages: z.array(stageCostSchema),
+  invocations: z.object({ master: nn, worker: nn, coldStarts: nn }).strict(),
+  store: z.object({ requests: nn, bytesRead: nn, bytesWritten: nn }).strict(),
+  peakWorkerRssMb: nn,
+  /** Billed compute at FC's published CU prices (src/serve/cost.ts). */
+  billed: z.object({ invocations: nn, vcpuSeconds: nn, gbSeconds: nn, computeUnits: nn, usd: nn }).strict(),
+}).strict();
+export type RequestCost = z.infer<typeof requestCostSchema>;
