@@ -2,7 +2,6 @@ import { AttrType, DataType, encodeModel, type ValueInfoProto, type NodeProto, t
 import type { IrGraph, IrNode } from '../graph/ir.ts';
 import type { ShapeInfo } from '../graph/shapes.ts';
 import type { RuntimePad } from '../plan/schema.ts';
-import { UnsupportedModelError } from '../onnx/errors.ts';
 import { attrFloat } from '../graph/ir.ts';
 
 /** Runtime Pad needs opset 11 (pads as an input); older models are lifted to it. */
@@ -11,6 +10,7 @@ const MIN_SUB_OPSET = 11;
 type AttrIn = NonNullable<NodeProto['attribute']>[number];
 
 const intsAttr = (name: string, ints: number[]): AttrIn => ({ name, type: AttrType.INTS, ints });
+const strAttr = (name: string, v: string): AttrIn => ({ name, type: AttrType.STRING, s: Buffer.from(v) });
 const floatTensor = (name: string, dims: number[], values: number[]): TensorProto => ({
   name, dims, dataType: DataType.FLOAT, rawData: new Uint8Array(new Float32Array(values).buffer),
 });
@@ -157,6 +157,8 @@ export function buildGroupModel(g: IrGraph, info: ShapeInfo, spec: GroupSubModel
         const scales = sub.constant(floatTensor(sub.fresh('scales'), [4], [1, 1, y[2] / x[2], y[3] / x[3]]));
         const roi = sub.constant(floatTensor(sub.fresh('roi'), [0], []));
         p = { ...p, input: [inputs[0], roi, scales] };
+        // Lifted from opset 10: spell out Resize-10's mapping, which opset 11's defaults changed.
+        if (g.opset < 11) p = withAttrs(p, [], [strAttr('coordinate_transformation_mode', 'asymmetric'), strAttr('nearest_mode', 'floor')]);
         break;
       }
     }
@@ -193,8 +195,6 @@ export function buildGroupModel(g: IrGraph, info: ShapeInfo, spec: GroupSubModel
     sub.add(p);
   }
   for (const [t, name] of outCrop) pad(`${t}__full`, name, 0, t);
-  const opsetOk = g.nodes.every((n) => !(n.op === 'Resize' && g.opset < 10));
-  if (!opsetOk) throw new UnsupportedModelError('Resize below opset 10', { model: g.label });
   const inputs = [
     ...spec.inputs.map((i) => valueInfo(i.name, i.spatial ? ['N', i.shape[1], `h_${i.name}`, `w_${i.name}`] : i.shape)),
     ...spec.runtimePads.map((rp) => valueInfo(rp.name, [8], DataType.INT64)),

@@ -135,8 +135,10 @@ export function classifyNode(g: IrGraph, node: IrNode, info: ShapeInfo): Localit
   if (node.op === 'Resize') {
     if (!x || x.length !== 4) return nonLocal('input is not a known 4-D map');
     const mode = attrStr(node, 'mode', 'nearest');
-    const ctm = attrStr(node, 'coordinate_transformation_mode', 'half_pixel');
-    const nearestMode = attrStr(node, 'nearest_mode', 'round_prefer_floor');
+    // Resize-10 had no such attributes: it was Upsample's asymmetric mapping with floor.
+    const legacy = g.opset < 11;
+    const ctm = legacy ? 'asymmetric' : attrStr(node, 'coordinate_transformation_mode', 'half_pixel');
+    const nearestMode = legacy ? 'floor' : attrStr(node, 'nearest_mode', 'round_prefer_floor');
     if (mode !== 'nearest' && mode !== 'linear') return nonLocal(`resize mode ${mode}`);
     if (!['half_pixel', 'asymmetric', 'pytorch_half_pixel'].includes(ctm)) return nonLocal(`coordinate_transformation_mode ${ctm}`);
     if (attrInt(node, 'antialias', 0)) return nonLocal('antialias');

@@ -110,3 +110,17 @@ describe('ONNX variations the planner must accept', () => {
     assert.equal(plan.input.name, 'data');
   });
 });
+
+describe('Resize from opset 10 (lifted to 11 in sub-models)', () => {
+  for (const mode of ['nearest', 'linear']) {
+    it(`${mode}, scale 3, keeps Resize-10's asymmetric mapping`, async () => {
+      const b = new GraphBuilder({ name: 'r10', opset: 10, seed: 1 });
+      const x = b.input('input', [1, 2, 'H', 'W']);
+      const y = b.conv(x, 2, 3, 3, { pads: [1, 1, 1, 1] });
+      const [z] = b.node('Resize', [y, b.constant('scales', [4], new Float32Array([1, 1, 3, 3]))], { mode });
+      b.output(b.conv(z, 3, 2, 3, { pads: [1, 1, 1, 1] }));
+      const { plan } = await check(b.build(), [1, 2, 13, 17], { rows: 3, cols: 3 }, 'none');
+      assert.deepEqual(plan.stages.map((s) => s.kind), ['group']);
+    });
+  }
+});
