@@ -23,7 +23,7 @@ import { FcApiError, FcAuthError } from '../../src/invoke/fc-errors.ts';
 import { FcInvoker, defaultFcEndpoint, parseFcEndpoint } from '../../src/invoke/fc-invoker.ts';
 import type { FcInvokerOptions } from '../../src/invoke/fc-invoker.ts';
 
-import { fixture, fn, json, sha } from '../helpers/functions.ts';
+import { fn, json, sha } from '../helpers/functions.ts';
 
 const ACCOUNT = '1234567890123456';
 const REGION = 'cn-hangzhou';

@@ -12,7 +12,7 @@ import {
 } from '../../src/invoke/errors.ts';
 import { ProcessPoolInvoker } from '../../src/invoke/process-pool.ts';
 
-import { fixture, fn, sha } from '../helpers/functions.ts';
+import { fn, sha } from '../helpers/functions.ts';
 const MAX_PAYLOAD = 1024 * 1024;
 
 interface OkResult {
