@@ -42,3 +42,14 @@ describe('committed plans', () => {
     );
   });
 });
+
+describe('plan JSON Schema', () => {
+  it('is derived from the zod schema and describes the committed plans', async () => {
+    const { planJsonSchema } = await import('../../src/plan/schema.ts');
+    const s = planJsonSchema() as { type: string; required: string[]; properties: Record<string, unknown> };
+    assert.equal(s.type, 'object');
+    for (const k of ['version', 'model', 'input', 'stages', 'summary']) assert.ok(s.required.includes(k), k);
+    const committed = JSON.parse(await readFile(COMMITTED_PLANS[0].file, 'utf8'));
+    for (const k of Object.keys(committed)) assert.ok(k in s.properties, `plan field ${k} is in the JSON Schema`);
+  });
+});
