@@ -6,13 +6,12 @@
 // Prints the endpoint and keys as environment assignments (what an FcInvoker client needs, and
 // what the functions themselves get); stops on Ctrl-C.
 
-import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runCli, UsageError } from '../src/cli/common.ts';
 import { fcFunctionEnv, startFcServer } from '../src/emulators/fc-server.ts';
-import type { FcServerCredential } from '../src/emulators/fc-server.ts';
 import type { LocalFunctionConfig } from '../src/invoke/process-pool.ts';
+import { emulatorCredentials } from '../src/cloud/credentials.ts';
 
 runCli(async () => {
   const { values } = parseArgs({
@@ -37,12 +36,7 @@ runCli(async () => {
     functions[m[1]] = { entry: resolve(m[2]), maxInstances: Number(m[3] ?? 4), timeoutMs: Number(m[4] ?? 120_000) };
   }
   if (Object.keys(functions).length === 0) throw new UsageError('give at least one --fn NAME=ENTRY');
-  const sts = !values['no-sts'];
-  const cred: FcServerCredential = {
-    accessKeyId: values['access-key-id'] ?? `${sts ? 'STS.' : 'LTAI'}${randomBytes(8).toString('hex')}`,
-    accessKeySecret: values['access-key-secret'] ?? randomBytes(15).toString('base64'),
-  };
-  if (sts) cred.securityToken = values['security-token'] ?? `CAIS${randomBytes(24).toString('base64')}`;
+  const cred = emulatorCredentials({ sts: !values['no-sts'], accessKeyId: values['access-key-id'], accessKeySecret: values['access-key-secret'], securityToken: values['security-token'] });
 
   let server;
   try {

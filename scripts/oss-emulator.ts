@@ -3,11 +3,10 @@
 //   [--access-key-id ID] [--access-key-secret SECRET] [--security-token TOKEN | --no-sts]
 // Prints the endpoint, bucket and keys as environment assignments; stops on Ctrl-C.
 
-import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { startOssServer } from '../src/emulators/oss-server.ts';
-import type { OssServerCredentials } from '../src/emulators/oss-server.ts';
 import { runCli, UsageError } from '../src/cli/common.ts';
+import { emulatorCredentials } from '../src/cloud/credentials.ts';
 
 runCli(async () => {
   const { values } = parseArgs({
@@ -23,12 +22,7 @@ runCli(async () => {
   });
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535, got ${values.port}`);
-  const sts = !values['no-sts'];
-  const cred: OssServerCredentials = {
-    accessKeyId: values['access-key-id'] ?? `${sts ? 'STS.' : 'LTAI'}${randomBytes(8).toString('hex')}`,
-    accessKeySecret: values['access-key-secret'] ?? randomBytes(15).toString('base64'),
-  };
-  if (sts) cred.securityToken = values['security-token'] ?? `CAIS${randomBytes(24).toString('base64')}`;
+  const cred = emulatorCredentials({ sts: !values['no-sts'], accessKeyId: values['access-key-id'], accessKeySecret: values['access-key-secret'], securityToken: values['security-token'] });
 
   let server;
   try {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 /**
  * Alibaba Cloud credentials for the cloud adapters (OSS store, FC invoker).
  *
@@ -152,4 +153,18 @@ export class CachedCredentials implements CredentialsProvider {
     p.then(clear, clear);
     return p;
   }
+}
+
+/**
+ * Throwaway credentials for the loopback OSS/FC servers: STS-style (with a security token) by
+ * default, like a function role's, or long-term keys. Explicit values override the random ones.
+ */
+export function emulatorCredentials(o: { sts?: boolean; accessKeyId?: string; accessKeySecret?: string; securityToken?: string } = {}): Credentials {
+  const sts = o.sts ?? true;
+  const c: Credentials = {
+    accessKeyId: o.accessKeyId ?? `${sts ? 'STS.' : 'LTAI'}${randomBytes(8).toString('hex')}`,
+    accessKeySecret: o.accessKeySecret ?? randomBytes(15).toString('base64'),
+  };
+  if (sts) c.securityToken = o.securityToken ?? `CAIS${randomBytes(24).toString('base64')}`;
+  return c;
 }

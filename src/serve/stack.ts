@@ -13,8 +13,7 @@ import { registryEntry } from './publish.ts';
 import { makeStore } from './deps.ts';
 import { REGISTRY_KEY, type Registry } from './registry.ts';
 import { ServeError } from './errors.ts';
-import { randomBytes } from 'node:crypto';
-import { staticCredentials } from '../cloud/credentials.ts';
+import { emulatorCredentials, staticCredentials } from '../cloud/credentials.ts';
 import { startOssServer } from '../emulators/oss-server.ts';
 import { startFcServer } from '../emulators/fc-server.ts';
 import { FcInvoker } from '../invoke/fc-invoker.ts';
@@ -78,7 +77,7 @@ export async function startLocalStack(config: Config, env: Record<string, string
   const closers: (() => Promise<void>)[] = [];
   const fnEnv: Record<string, string> = { ...env, DATA_DIR: resolve(config.dataDir), STORE: config.store, INVOKER: config.invoker };
   // One STS-style credential plays the functions' role for both emulators.
-  const role = { accessKeyId: `STS.${randomBytes(8).toString('hex')}`, accessKeySecret: randomBytes(16).toString('hex'), securityToken: randomBytes(24).toString('base64url') };
+  const role = emulatorCredentials();
   let cfg = config;
   if (config.store === 'oss') {
     const o = config.oss!;

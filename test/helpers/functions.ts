@@ -12,3 +12,13 @@ export const fn = (name: string, extra: Partial<LocalFunctionConfig> = {}): Loca
 });
 export const json = (b: Buffer) => JSON.parse(b.toString());
 export const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Polls `cond` every 20 ms for up to `ms`; returns its final value. */
+export async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return cond();
+}

@@ -12,7 +12,7 @@ import {
 } from '../../src/invoke/errors.ts';
 import { ProcessPoolInvoker } from '../../src/invoke/process-pool.ts';
 
-import { fn, sha } from '../helpers/functions.ts';
+import { fn, sha, waitFor } from '../helpers/functions.ts';
 const MAX_PAYLOAD = 1024 * 1024;
 
 interface OkResult {
@@ -44,14 +44,6 @@ interface FanoutOut {
   results: (OkResult | ErrResult)[];
 }
 
-async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return cond();
-}
 
 function okResults(out: FanoutOut): OkResult[] {
   for (const r of out.results) assert.ok(r.ok, `nested call failed: ${JSON.stringify(r)}`);

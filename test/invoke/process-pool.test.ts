@@ -13,7 +13,7 @@ import {
 } from '../../src/invoke/errors.ts';
 import { ProcessPoolInvoker } from '../../src/invoke/process-pool.ts';
 
-import { fixture, fn, json, sha } from '../helpers/functions.ts';
+import { fixture, fn, json, sha, waitFor } from '../helpers/functions.ts';
 const isAlive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -27,14 +27,6 @@ const isAlive = (pid: number) => {
     return true;
   }
 };
-async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return cond();
-}
 
 describe('ProcessPoolInvoker', () => {
   let pool: ProcessPoolInvoker;
