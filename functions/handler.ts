@@ -5,10 +5,12 @@ import { fcHttpEventSchema, errorResult } from '../src/http/fc-event.ts';
 import { route } from '../src/http/routes.ts';
 import { DistributedBackend } from '../src/serve/backend.ts';
 import { functionResources, makeInvoker, makeStore, parseEvent } from '../src/serve/deps.ts';
+import { PlanCache } from '../src/serve/plans.ts';
 import { modelEntries, readRegistry } from '../src/serve/registry.ts';
 
 const config = loadConfig();
 const store = makeStore(config);
+const plans = new PlanCache(store);
 let models: ReturnType<typeof modelEntries> | undefined;
 
 export async function handler(event: Buffer, context: FunctionContext): Promise<string> {
@@ -16,7 +18,8 @@ export async function handler(event: Buffer, context: FunctionContext): Promise<
     const ev = parseEvent(fcHttpEventSchema, event, 'HTTP');
     models ??= modelEntries(await readRegistry(store));
     const backend = new DistributedBackend({
-      store, invoker: makeInvoker(config, context), resources: functionResources(config),
+      store, plans, invoker: makeInvoker(config, context), resources: functionResources(config),
+      maxWorkers: config.functions.worker.maxInstances, timeoutMs: config.functionTimeoutMs,
       handlerFunction: config.functions.handler.name, masterFunction: config.functions.master.name, workerFunction: config.functions.worker.name,
     });
     return JSON.stringify(await route(ev, { models, backend, topK: config.topK }));

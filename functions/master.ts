@@ -1,8 +1,8 @@
-// FC entry point: runs one request's partition plan, fanning groups out to workers.
+// FC entry point: runs one request's partition plan, starting a chain of workers at a time.
 import { loadConfig } from '../src/config.ts';
 import type { FunctionContext } from '../src/invoke/invoker.ts';
 import { ArtifactCache } from '../src/serve/artifacts.ts';
-import { makeInvoker, makeStore, parseEvent } from '../src/serve/deps.ts';
+import { makeInvoker, makeNotifier, makeStore, parseEvent } from '../src/serve/deps.ts';
 import { masterTaskSchema, runMasterTask } from '../src/serve/master.ts';
 
 const config = loadConfig();
@@ -12,6 +12,6 @@ const cache = new ArtifactCache(store, { threads: 0, maxSessions: 16 });
 export async function handler(event: Buffer, context: FunctionContext): Promise<string> {
   const task = parseEvent(masterTaskSchema, event, 'master');
   return JSON.stringify(await runMasterTask(task, {
-    store, cache, invoker: makeInvoker(config, context), workerFunction: config.functions.worker.name, concurrency: config.workerConcurrency,
+    store, cache, invoker: makeInvoker(config, context), workerFunction: config.functions.worker.name, concurrency: config.workerConcurrency, notifier: makeNotifier(store),
   }));
 }

@@ -1,16 +1,17 @@
-// FC entry point: one tile of one layer group.
+// FC entry point: one tile of every stage of a chain.
 import { loadConfig } from '../src/config.ts';
 import type { FunctionContext } from '../src/invoke/invoker.ts';
 import { ArtifactCache } from '../src/serve/artifacts.ts';
-import { makeStore, parseEvent } from '../src/serve/deps.ts';
+import { makeNotifier, makeStore, parseEvent } from '../src/serve/deps.ts';
 import { runWorkerTask, workerTaskSchema } from '../src/serve/worker.ts';
 
 const config = loadConfig();
 const store = makeStore(config);
+const notifier = makeNotifier(store);
 // Per instance: plans and ORT sessions survive across warm invocations.
 const cache = new ArtifactCache(store, { threads: config.workerThreads, maxSessions: config.workerMaxSessions, memArena: config.workerMemArena });
 
 export async function handler(event: Buffer, _context: FunctionContext): Promise<string> {
   const task = parseEvent(workerTaskSchema, event, 'worker');
-  return JSON.stringify(await runWorkerTask(task, { store, cache }));
+  return JSON.stringify(await runWorkerTask(task, { store, cache, notifier }));
 }

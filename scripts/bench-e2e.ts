@@ -9,7 +9,7 @@ import { startLocalStack, withEmulatorDefaults } from '../src/serve/stack.ts';
 import { ensureModel } from '../src/models/index.ts';
 import { planModel, type Grid } from '../src/planner/plan.ts';
 import { RESNET18_CUTS } from '../src/planner/committed.ts';
-import { exchangeBytes } from '../src/serve/exchange.ts';
+import { exchangeBytes } from '../src/serve/bundles.ts';
 import { encodeInferRequest } from '../src/http/oip.ts';
 import { createSession } from '../src/runtime/ort.ts';
 import { randomTensor } from '../src/tensor/random.ts';

@@ -16,9 +16,6 @@ import { planModelAuto } from '../src/planner/auto.ts';
 import { RESNET18_CUTS } from '../src/planner/committed.ts';
 import { loadProfile } from '../src/cost/profiles.ts';
 import { randomTensor, compareTensors } from '../src/tensor/random.ts';
-import { encodeTensor, decodeTensor } from '../src/serve/tile-codec.ts';
-import { requestKeys, requestPrefix } from '../src/serve/keys.ts';
-import type { MasterReport } from '../src/serve/master.ts';
 import { MonoProcess } from '../src/bench/mono.ts';
 import { runCli } from '../src/cli/common.ts';
 import type { Plan } from '../src/plan/schema.ts';
@@ -76,18 +73,11 @@ runCli(async () => {
         try {
           for (let i = 0; i <= Number(values.reps); i++) {
             const rid = `large${size}${scheme.replace('x', '')}${i}`;
-            await stack.store.put(requestKeys.input(rid), encodeTensor(x));
             const t1 = performance.now();
-            try {
-              const res = await stack.invoker.invoke('master', Buffer.from(JSON.stringify({ requestId: rid, planKey })));
-              const report = JSON.parse(res.payload.toString('utf8')) as MasterReport;
-              if (i > 0) times.push(performance.now() - t1); // i = 0 warms up (cold starts, session loads)
-              for (const s of report.stages) peak = Math.max(peak, s.peakWorkerRssBytes / 1048576);
-              const out = report.outputs[0];
-              diff ??= compareTensors(ref.output, decodeTensor(await stack.store.get(out.key), out.key).tensor);
-            } finally {
-              await stack.store.delete(await stack.store.list(requestPrefix(rid)));
-            }
+            const r = await stack.request(planKey, x, rid);
+            if (i > 0) times.push(performance.now() - t1); // i = 0 warms up (cold starts, session loads)
+            for (const s of r.report.units) peak = Math.max(peak, s.peakWorkerRssBytes / 1048576);
+            diff ??= compareTensors(ref.output, Object.values(r.outputs)[0]);
           }
         } catch (e) {
           error = (e as Error).message.slice(0, 200);

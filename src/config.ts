@@ -39,7 +39,7 @@ export const envSchema = z.object({
   FUNCTION_TIMEOUT_MS: int(120_000, 1000),
   WORKER_CONCURRENCY: int(16, 1),
   WORKER_THREADS: int(1, 0),
-  WORKER_MAX_SESSIONS: int(8, 1),
+  WORKER_MAX_SESSIONS: int(32, 1),
   WORKER_MEM_ARENA: z.enum(['true', 'false']).default('false'),
   TOP_K: int(5, 0),
 })

@@ -29,18 +29,18 @@ export interface Sample {
 export interface Table1 {
   /** Slowest worker invocation of the request (ms, worker-measured handler duration). */
   maxWorkerMs: number;
-  /** Sum over groups of the group's slowest worker (ms): the request's parallel (worker) time. */
+  /** Sum over chains of the chain's slowest worker (ms): the request's parallel (worker) time. */
   parallelMs: number;
   /** End-to-end runtime of the request as the handler measured it (ms). */
   totalMs: number;
   /** parallelMs / totalMs: the paper's "parallel time share". */
   workerOverTotal: number;
-  /** Sum of the group stages' wall time (ms, the master's view: waves of workers, queueing). */
+  /** Sum of the chains' wall time (ms, the master's view: waves of workers, queueing). */
   groupMs: number;
 }
 
 export function table1OfRequest(c: RequestCost): Table1 {
-  const groups = c.stages.filter((s) => s.kind === 'group');
+  const groups = c.stages.filter((s) => s.kind === 'chain');
   const maxWorkerMs = Math.max(0, ...groups.map((s) => s.maxWorkerMs));
   const parallelMs = groups.reduce((a, s) => a + s.maxWorkerMs, 0);
   const groupMs = groups.reduce((a, s) => a + s.ms, 0);

@@ -16,7 +16,6 @@ import { startLocalStack, type LocalStack } from '../serve/stack.ts';
 import { ensureModel, type Arch } from '../models/index.ts';
 import { decodeInferResponse, encodeInferRequest, type EncodedBody } from '../http/oip.ts';
 import { DistributedBackend } from '../serve/backend.ts';
-import { functionResources } from '../serve/deps.ts';
 import { publishPlan } from '../serve/artifacts.ts';
 import { modelEntries, readRegistry, REGISTRY_KEY } from '../serve/registry.ts';
 import { compareTensors, randomTensor } from '../tensor/random.ts';
@@ -293,11 +292,7 @@ function makeTarget(served: Served, pf: PlanFile, batch: number, seed: number): 
   if (path === 'http') {
     t.body = encodeInferRequest({ inputs: [{ name: pf.plan.input.name, shape: input.dims, data: input.data }], outputs: [{ name: pf.plan.outputs[0].name, parameters: { binary_data: true } }] }, { binary: true });
   } else {
-    const f = served.config.functions;
-    t.backend = new DistributedBackend({
-      store: served.stack.store, invoker: served.stack.pool, resources: functionResources(served.config),
-      handlerFunction: f.handler.name, masterFunction: f.master.name, workerFunction: f.worker.name,
-    });
+    t.backend = served.stack.backend;
   }
   return t;
 }

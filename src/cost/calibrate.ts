@@ -15,12 +15,9 @@ import type { GroupStage } from '../plan/schema.ts';
 import { predictPlan, type CostProfile } from './model.ts';
 import { loadConfig } from '../config.ts';
 import { startLocalStack } from '../serve/stack.ts';
-import { encodeTensor } from '../serve/tile-codec.ts';
-import { requestKeys, requestPrefix } from '../serve/keys.ts';
 import { ensureModel } from '../models/index.ts';
 import { writeFile } from 'node:fs/promises';
 import type { Plan } from '../plan/schema.ts';
-import type { MasterReport } from '../serve/master.ts';
 
 const MB = 1048576;
 const here = dirname(fileURLToPath(import.meta.url));
@@ -142,12 +139,10 @@ async function measureInStack(plan: Plan, workers: number, reps: number): Promis
     let peak = 0;
     for (let i = 0; i < reps + 1; i++) {
       const rid = `calib${i}`;
-      await stack.store.put(requestKeys.input(rid), encodeTensor(randomTensor(plan.input.shape, i)));
       const t0 = performance.now();
-      const res = await stack.invoker.invoke('master', Buffer.from(JSON.stringify({ requestId: rid, planKey })));
+      const r = await stack.request(planKey, randomTensor(plan.input.shape, i), rid);
       if (i > 0) times.push(performance.now() - t0);
-      for (const st of (JSON.parse(res.payload.toString('utf8')) as MasterReport).stages) peak = Math.max(peak, st.peakWorkerRssBytes / MB);
-      await stack.store.delete(await stack.store.list(requestPrefix(rid)));
+      for (const st of r.report.units) peak = Math.max(peak, st.peakWorkerRssBytes / MB);
     }
     return { ms: median(times), peakWorkerMb: peak };
   } finally {
@@ -218,6 +213,8 @@ export async function calibrateLocal(log: (s: string) => void = () => undefined)
     invokeOverheadMs: +inv.overheadMs.toFixed(2),
     coldStartMs: Math.round(inv.coldStartMs),
     coldStartProbability: 0,
+    // The filesystem store wakes waiters natively: no polls.
+    pollIntervalMs: 0,
     storeLatencyMs: +st.latencyMs.toFixed(3),
     storeBandwidthMBps: Math.round(st.bandwidthMBps),
     sessionLoadMsPerMB: +one.sessionMsPerMB.toFixed(2),

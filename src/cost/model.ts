@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import type { Plan } from '../plan/schema.ts';
-import { buildExchange, exchangeBytes } from '../serve/exchange.ts';
+import type { Plan, Stage } from '../plan/schema.ts';
+import { buildRoutes, bundleBytes, coScheduled, schedule, segmentRange } from '../serve/bundles.ts';
+import { chainsFor } from '../planner/chains.ts';
 import { estimateCost, type BilledInvocation, type CostEstimate } from '../serve/cost.ts';
 
 /**
@@ -41,6 +42,8 @@ export const costProfileSchema = z.object({
   requestOverheadMs: z.number().nonnegative(),
   /** Workers that can compute at the same time whatever the instance count (local: CPU cores). */
   maxParallelWorkers: z.number().int().positive().default(100_000),
+  /** First polling interval of a wait on a store without native waits (OSS); 0 = native wait, no polls billed. */
+  pollIntervalMs: z.number().nonnegative().default(0),
 }).strict();
 export type CostProfile = z.infer<typeof costProfileSchema>;
 
@@ -52,6 +55,8 @@ export interface PredictOptions {
   batch: number;
   /** Worker instances that can run at once (FC: effectively the tile count). */
   concurrency: number;
+  /** Worker instances that may run at once (the chains the plan runs as); default the plan's own. */
+  maxWorkers?: number;
   /** Resources of the master and handler, for billing. */
   master?: { vcpu: number; memoryMb: number };
   handler?: { vcpu: number; memoryMb: number };
@@ -137,56 +142,99 @@ export function predictGroup(g: GroupWork, o: PredictOptions): GroupPrediction &
 export const defaultResources = { master: { vcpu: 1.5, memoryMb: 4096 }, handler: { vcpu: 0.5, memoryMb: 1024 } };
 
 /**
- * Predicts one request of `plan`: its groups (exchange pieces from the plan), master segments
- * at master speed, the input and output through the store, and the request's fixed overhead.
- * Worker memory is per instance running one group's tile at a time.
+ * Predicts one request of `plan` as the runtime runs it: each chain is one invocation per
+ * worker; inside it, every stage costs the slowest worker's compute plus an exchange round
+ * (first byte, strip bytes, and on a polling store the expected polls) where strips or
+ * partials move. Master stages run at master speed; the handler writes the input once and
+ * reads the output once. Store requests and bytes are counted from the routes, exactly.
  */
 export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
   const p = o.profile;
   const scale = o.batch / plan.input.shape[0];
-  const ex = buildExchange(plan);
-  const chan = new Map<string, number>([[plan.input.name, plan.input.shape[1]]]);
-  for (const s of plan.stages) for (const out of s.outputs) if (out.shape) chan.set(out.name, out.shape[1]);
-  const pieceBytes = (r: { y0: number; y1: number; x0: number; x1: number }, t: string) => (r.y1 - r.y0) * (r.x1 - r.x0) * (chan.get(t) ?? 0) * 4 * o.batch;
-
+  const routes = buildRoutes(plan, chainsFor(plan, o.maxWorkers ?? plan.maxWorkers));
+  const byId = new Map<number, Stage>(plan.stages.map((s) => [s.id, s]));
+  const speed = vcpuSpeed(p, o.vcpu) * 1e9;
+  const segBytes = (source: string, reader: string) => {
+    const b = routes.bundles.get(source)!;
+    const r = segmentRange(b, reader, o.batch);
+    return r.end - r.start;
+  };
+  const transfer = (bytes: number) => (bytes / MB / p.storeBandwidthMBps) * 1000;
+  const channels = (t: string) => { const q = routes.producers.get(t)!; return q.kind === 'input' ? plan.input.shape[1] : byId.get(q.stage)!.outputs[q.outputIndex].shape![1]; };
+  const wholeBytes = (t: string) => { const q = routes.producers.get(t)!; const sh = byId.get(q.stage)?.outputs[q.outputIndex].shape ?? []; return sh.slice(1).reduce((a, b) => a + b, 1) * 4 * o.batch; };
   const groups: GroupPrediction[] = [];
   const billed: BilledInvocation[] = [];
-  let latency = p.requestOverheadMs + 2 * p.invokeOverheadMs;
-  let storeRequests = 4;
-  let workerPeak = 0;
+  let storeRequests = 0;
+  let storeBytes = 0;
+  for (const b of routes.bundles.values()) {
+    storeRequests += 1 + b.segments.length;
+    storeBytes += 2 * bundleBytes(b, o.batch);
+  }
+  for (const t of routes.wholeWrites) { storeRequests += 2; storeBytes += 2 * wholeBytes(t); }
   const residentWeightBytes = plan.stages.reduce((a, s) => a + (s.kind === 'group' ? s.bytes.weights : 0), 0);
-  for (const s of plan.stages) {
-    if (s.kind === 'master') {
-      latency += ((s.flops * o.batch) / (p.masterGflops * 1e9)) * 1000;
+  let latency = p.requestOverheadMs + 2 * p.invokeOverheadMs;
+  const inBundle = routes.bundles.get('input');
+  if (inBundle) latency += p.storeLatencyMs + transfer(bundleBytes(inBundle, o.batch));
+  for (const r of routes.handlerReads.values()) latency += p.storeLatencyMs + transfer(r.region.y1 * r.region.x1 * channels(r.tensor) * 4 * o.batch);
+  let workerPeak = 0;
+  let polls = 0;
+  for (const unit of schedule(plan, routes)) {
+    if (unit.kind === 'master') {
+      latency += ((unit.stage.flops * o.batch) / (p.masterGflops * 1e9)) * 1000;
       continue;
     }
-    const tiles: TileWork[] = s.tiles.map((t) => {
-      const reads = ex.reads.get(`${s.id}:${t.index}`) ?? [];
-      const writes = ex.writes.get(`${s.id}:${t.index}`) ?? [];
-      return {
-        flops: t.flops * scale, peakBytes: t.peakBytes * scale,
-        readRequests: reads.reduce((a, r) => a + r.pieces.length, 0),
-        readBytes: reads.reduce((a, r) => a + r.pieces.reduce((b, q) => b + pieceBytes(q.region, q.tensor), 0), 0),
-        writeRequests: writes.length,
-        writeBytes: writes.reduce((a, q) => a + pieceBytes(q.region, q.tensor), 0),
-      };
-    });
-    for (const t of tiles) storeRequests += t.readRequests + t.writeRequests;
-    const g = predictGroup({ id: s.id, tiles, residentWeightBytes, subModelBytes: s.subModel.bytes }, o);
-    latency += g.latencyMs;
-    workerPeak = Math.max(workerPeak, g.workerPeakMb);
-    for (const ms of g.billedMs) billed.push({ function: 'worker', durationMs: ms });
-    const { billedMs: _b, ...rest } = g;
-    groups.push(rest);
+    const c = unit.chain;
+    const lanes = Math.min(c.workers, p.maxParallelWorkers, coScheduled(c) ? c.workers : o.concurrency);
+    const perWorker = new Array<number>(c.workers).fill(0);
+    let chainMs = 0;
+    let subModelBytes = 0;
+    for (const id of c.stages) {
+      const s = byId.get(id)!;
+      if (s.kind === 'master') {
+        // Partials: one round for the workers that combine them; the branch is tiny.
+        const role = routes.reduceRole.get(s.id);
+        chainMs += p.storeLatencyMs + ((s.flops * o.batch) / (speed)) * 1000;
+        if (s.reduce?.branch) subModelBytes += s.reduce.branch.bytes;
+        if (p.pollIntervalMs > 0) polls += (role === 'all' ? c.workers : 1) * (c.workers - 1);
+        continue;
+      }
+      subModelBytes += s.subModel.bytes;
+      const times = s.tiles.map((t) => {
+        const compute = ((t.flops * scale) / speed) * 1000;
+        const reads = routes.reads.get(`${s.id}:${t.index}`) ?? [];
+        const sources = new Set<string>();
+        for (const r of reads) for (const part of r.parts) if (!part.self) sources.add(part.source);
+        let io = 0;
+        for (const src of sources) io += p.storeLatencyMs + transfer(segBytes(src, `c${c.id}w${t.index}`));
+        const out = routes.bundles.get(`s${s.id}t${t.index}`);
+        if (out) io += p.storeLatencyMs + transfer(bundleBytes(out, o.batch));
+        workerPeak = Math.max(workerPeak, p.baseRssMb + (residentWeightBytes * p.weightRssFactor + t.peakBytes * scale * p.activationRssFactor) / MB);
+        return { compute, io, reads: sources.size };
+      });
+      times.forEach((x, j) => { perWorker[j] += x.compute + x.io; });
+      const stageMs = coScheduled(c)
+        ? (c.workers <= lanes ? Math.max(...times.map((x) => x.compute + x.io)) : makespan(times.map((x) => x.compute), lanes) + Math.max(...times.map((x) => x.io)))
+        : makespan(times.map((x) => x.compute + x.io + p.invokeOverheadMs), lanes);
+      chainMs += stageMs;
+      if (p.pollIntervalMs > 0) {
+        // Each read waits for its slowest neighbour; backoff polls about log2(wait / first interval) times.
+        const slowest = Math.max(...times.map((x) => x.compute));
+        for (const x of times) polls += x.reads * (1 + Math.log2(1 + (slowest - x.compute) / p.pollIntervalMs));
+      }
+    }
+    const setup = (subModelBytes / MB) * p.sessionLoadMsPerMB * (1 - p.sessionHitRate) + p.coldStartProbability * p.coldStartMs;
+    const unitMs = chainMs + setup + (coScheduled(c) ? p.invokeOverheadMs : 0);
+    latency += unitMs;
+    // Co-scheduled workers are billed while they wait for each other: the chain's duration each.
+    for (let j = 0; j < c.workers; j++) billed.push({ function: 'worker', durationMs: coScheduled(c) ? unitMs - p.invokeOverheadMs : perWorker[j] + setup });
+    groups.push({ id: c.id, tiles: c.workers, latencyMs: unitMs, maxTileMs: Math.max(...perWorker), computeMs: 0, ioMs: 0, workerPeakMb: workerPeak });
   }
-  const eb = exchangeBytes(plan, o.batch);
-  const inputBytes = plan.input.shape.slice(1).reduce((a, b) => a * b, 1) * 4 * o.batch;
-  latency += 2 * (p.storeLatencyMs + (inputBytes / MB / p.storeBandwidthMBps) * 1000);
+  storeRequests += Math.round(polls);
   billed.push({ function: 'master', durationMs: latency - p.invokeOverheadMs });
   billed.push({ function: 'handler', durationMs: latency });
   const resources = { worker: { vcpu: o.vcpu, memoryMb: o.memoryMb }, master: o.master ?? defaultResources.master, handler: o.handler ?? defaultResources.handler };
   return {
     latencyMs: latency, workerPeakMb: workerPeak, invocations: billed.length, storeRequests,
-    storeBytes: eb.direct + 2 * inputBytes, billed: estimateCost(billed, resources), groups,
+    storeBytes, billed: estimateCost(billed, resources), groups,
   };
 }

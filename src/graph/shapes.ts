@@ -80,12 +80,12 @@ const SAME_SHAPE = new Set([
 ]);
 const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Equal', 'Less', 'Greater', 'And', 'Or', 'Where', 'PRelu', 'Mod', 'BitShift']);
 
-function normAxes(axes: number[], rank: number) {
+export function normAxes(axes: number[], rank: number) {
   return axes.map((a) => (a < 0 ? a + rank : a));
 }
 
 /** Axes given as attribute (older opsets) or as a constant second input (newer opsets). */
-function axesOf(node: IrNode, values: Map<string, number[]>, inputIndex: number): number[] | undefined {
+export function axesOf(node: IrNode, values: Map<string, number[]>, inputIndex: number): number[] | undefined {
   return attrInts(node, 'axes') ?? (node.inputs[inputIndex] ? values.get(node.inputs[inputIndex]) : undefined);
 }
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /** Version of the plan format; bump on any incompatible change. */
-export const PLAN_VERSION = 1;
+export const PLAN_VERSION = 2;
 
 const int = z.number().int();
 const nat = int.nonnegative();
@@ -63,6 +63,20 @@ export const groupStageSchema = z.object({
 }).strict();
 export type GroupStage = z.infer<typeof groupStageSchema>;
 
+/**
+ * A global reduction over H and W (GlobalAveragePool, GlobalMaxPool, ReduceMean/Max/Sum over
+ * axes 2,3). Inside a chain each worker reduces the cell it owns, never its halo, and the
+ * partials (C floats per image) are combined in worker order.
+ */
+export const reductionSchema = z.object({
+  node: nat,
+  op: z.enum(['sum', 'mean', 'max']),
+  input: z.string(),
+  output: z.string(),
+  keepdims: z.boolean(),
+}).strict();
+export type Reduction = z.infer<typeof reductionSchema>;
+
 export const masterStageSchema = z.object({
   kind: z.literal('master'),
   id: nat,
@@ -74,11 +88,33 @@ export const masterStageSchema = z.object({
   reasons: z.record(z.string(), z.string()),
   flops: z.number().nonnegative(),
   subModel: subModelInfo,
+  /**
+   * Set when the stage reads feature maps only through global reductions: inside a chain the
+   * workers run it (partials, then `branch` on the combined vectors), and no map is gathered.
+   * `branch` is the rest of the stage as a model (absent when the reductions are all it does).
+   */
+  reduce: z.object({
+    reductions: z.array(reductionSchema).min(1),
+    branch: subModelInfo.extend({ nodes: z.array(nat).min(1), inputs: z.array(z.string()), outputs: z.array(z.string()) }).strict().optional(),
+  }).strict().optional(),
 }).strict();
 export type MasterStage = z.infer<typeof masterStageSchema>;
 
 export const stageSchema = z.discriminatedUnion('kind', [groupStageSchema, masterStageSchema]);
 export type Stage = z.infer<typeof stageSchema>;
+
+/**
+ * Consecutive stages one worker invocation per tile runs end to end, keeping its tile's
+ * activations in memory: groups sharing a grid, and the reduction stages between them. Only
+ * halo strips and reduction partials move between its workers, which must all run at once
+ * when the chain has more than one stage.
+ */
+export const chainSchema = z.object({
+  id: nat,
+  stages: z.array(nat).min(1),
+  workers: int.positive(),
+}).strict();
+export type Chain = z.infer<typeof chainSchema>;
 
 export const planSchema = z.object({
   version: z.literal(PLAN_VERSION),
@@ -86,6 +122,9 @@ export const planSchema = z.object({
   input: tensorInfoSchema,
   outputs: z.array(tensorInfoSchema),
   stages: z.array(stageSchema).min(1),
+  chains: z.array(chainSchema),
+  /** Widest co-scheduled chain the planner was allowed (the worker function's maximum instances). */
+  maxWorkers: int.positive(),
   /** What the cost model predicted for this plan (recorded by the automatic planner). */
   prediction: z.object({
     profile: z.string(),
@@ -105,6 +144,7 @@ export const planSchema = z.object({
   }).strict().optional(),
   summary: z.object({
     groups: nat,
+    chains: nat,
     tiles: nat,
     masterStages: nat,
     /** Monolithic FLOPs of the tiled part, the tiles' FLOPs, and their ratio. */
@@ -116,5 +156,8 @@ export const planSchema = z.object({
   }).strict(),
 }).strict();
 export type Plan = z.infer<typeof planSchema>;
+
+/** Key of a reduction stage's branch model in a plan's sub-model map (stage ids are >= 0). */
+export const branchKey = (stageId: number) => -1 - stageId;
 
 export const planJsonSchema = () => z.toJSONSchema(planSchema);

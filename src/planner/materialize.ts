@@ -1,7 +1,7 @@
 import { buildGraph, type IrGraph, type IrNode } from '../graph/ir.ts';
 import { inferShapes, type ShapeInfo } from '../graph/shapes.ts';
 import { decodeModel, sha256 } from '../onnx/model-io.ts';
-import { planSchema, type Plan } from '../plan/schema.ts';
+import { branchKey, planSchema, type Plan } from '../plan/schema.ts';
 import { buildGroupModel, buildMasterModel } from './submodel.ts';
 import { PlanMismatchError } from './errors.ts';
 
@@ -50,6 +50,12 @@ export function materializePlan(modelBytes: Uint8Array, plan: Plan, label = plan
       throw new PlanMismatchError(`stage ${s.id} sub-model does not match the plan's hash (plan made by another planner version?)`, { model: label });
     }
     subModels.set(s.id, bytes);
+    const branch = s.kind === 'master' ? s.reduce?.branch : undefined;
+    if (branch) {
+      const b = buildMasterModel(graph, info, s.id, nodesOf(branch.nodes, s.id), branch.inputs, branch.outputs);
+      if (sha256(b) !== branch.sha256) throw new PlanMismatchError(`stage ${s.id} reduction branch does not match the plan's hash`, { model: label });
+      subModels.set(branchKey(s.id), b);
+    }
   }
   return { plan, graph, info, subModels };
 }

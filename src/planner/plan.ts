@@ -3,11 +3,13 @@ import { inferShapes, numel, type ShapeInfo } from '../graph/shapes.ts';
 import { decodeModel, sha256, tensorByteSize } from '../onnx/model-io.ts';
 import { InputShapeError } from '../onnx/errors.ts';
 import { fullFlops } from '../tiling/ops.ts';
-import { PLAN_VERSION, planSchema, type GroupStage, type MasterStage, type Plan, type Stage } from '../plan/schema.ts';
+import { PLAN_VERSION, branchKey, planSchema, type GroupStage, type MasterStage, type Plan, type Stage } from '../plan/schema.ts';
 import { articulationPoints, classifyAll, formRuns, type Classified, type RawStage } from './stages.ts';
 import { tileGroup } from './tiles.ts';
 import { buildGroupModel, buildMasterModel } from './submodel.ts';
 import { GridTooLargeError, PlanSpecError } from './errors.ts';
+import { splitReductions } from './reduce.ts';
+import { formChains } from './chains.ts';
 
 export interface Grid { rows: number; cols: number }
 
@@ -24,15 +26,21 @@ export interface PlanOptions {
   grid: Grid | Grid[];
   cuts?: CutSpec;
   name?: string;
+  /** Widest chain of co-scheduled workers (the worker function's maximum instances). Default 100, FC's usual quota. */
+  maxWorkers?: number;
 }
+
+export const DEFAULT_MAX_WORKERS = 100;
 
 export interface PlannedModel {
   plan: Plan;
   graph: IrGraph;
   info: ShapeInfo;
-  /** Sub-model bytes per stage id. */
+  /** Sub-model bytes per stage id (a reduction stage's branch under `branchKey(id)`). */
   subModels: Map<number, Uint8Array>;
 }
+
+
 
 export function parseGrid(spec: string): Grid | Grid[] {
   const one = (s: string): Grid => {
@@ -168,6 +176,15 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
         nodes: r.nodes.map((n) => n.index), inputs: inputs.map(ti), outputs: outputs.map(ti), reasons,
         flops: masterFlops(r.nodes, info), subModel: { sha256: sha256(bytes), bytes: bytes.length, opset: graph.opset },
       };
+      const split = splitReductions(graph, info, r.nodes, inputs, outputs);
+      if (split) {
+        stage.reduce = { reductions: split.reductions };
+        if (split.branch.length) {
+          const b = buildMasterModel(graph, info, id, split.branch, split.branchInputs, split.branchOutputs);
+          subModels.set(branchKey(id), b);
+          stage.reduce.branch = { sha256: sha256(b), bytes: b.length, opset: graph.opset, nodes: split.branch.map((n) => n.index), inputs: split.branchInputs, outputs: split.branchOutputs };
+        }
+      }
       stages.push(stage);
       return;
     }
@@ -209,17 +226,22 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
   const masters = stages.filter((s): s is MasterStage => s.kind === 'master');
   const flops = groups.reduce((a, s) => a + s.flops.full, 0);
   const tileFlops = groups.reduce((a, s) => a + s.flops.tiles, 0);
+  const maxWorkers = opts.maxWorkers ?? DEFAULT_MAX_WORKERS;
+  const chains = formChains(stages, maxWorkers);
   const plan: Plan = planSchema.parse({
     version: PLAN_VERSION,
     model: { name: label, sha256: sha256(modelBytes), bytes: modelBytes.length, opset: graph.opset },
     input: { name: inputName, shape: opts.inputShape },
     outputs: graph.outputs.map((o) => ({ name: o, shape: info.shapes.get(o) ?? [] })),
     stages,
+    chains,
+    maxWorkers,
     summary: {
-      groups: groups.length, tiles: groups.reduce((a, s) => a + s.tiles.length, 0), masterStages: masters.length,
+      groups: groups.length, chains: chains.length, tiles: groups.reduce((a, s) => a + s.tiles.length, 0), masterStages: masters.length,
       flops, tileFlops, redundancy: flops ? tileFlops / flops : 1,
       masterFlops: masters.reduce((a, s) => a + s.flops, 0),
-      subModelBytes: [...subModels.values()].reduce((a, b) => a + b.length, 0),
+      // Stage models only: a reduction branch repeats a few small SE weights for the workers.
+      subModelBytes: [...subModels].reduce((a, [k, b]) => a + (k >= 0 ? b.length : 0), 0),
     },
   });
   return { plan, graph, info, subModels };

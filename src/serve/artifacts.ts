@@ -1,9 +1,9 @@
 import { sha256 } from '../onnx/model-io.ts';
-import type { Plan } from '../plan/schema.ts';
-import { materializePlan, parsePlan } from '../planner/materialize.ts';
+import { branchKey, type Plan } from '../plan/schema.ts';
+import { materializePlan } from '../planner/materialize.ts';
 import { createSession, type ModelSession, type SessionOptions } from '../runtime/ort.ts';
-import { ObjectNotFoundError, type ObjectStore } from '../store/object-store.ts';
-import { buildExchange, type Exchange } from './exchange.ts';
+import type { ObjectStore } from '../store/object-store.ts';
+import { PlanCache } from './plans.ts';
 import { ArtifactMissingError } from './errors.ts';
 import { artifactKeys } from './keys.ts';
 
@@ -16,10 +16,15 @@ export async function publishPlan(store: ObjectStore, modelBytes: Uint8Array, pl
   let uploaded = 0;
   let bytes = 0;
   const existing = new Set(await store.list('artifacts/submodels/'));
+  const models: [string, Uint8Array][] = [];
   for (const s of plan.stages) {
-    const key = artifactKeys.subModel(s.subModel.sha256);
+    models.push([s.subModel.sha256, subModels.get(s.id)!]);
+    if (s.kind === 'master' && s.reduce?.branch) models.push([s.reduce.branch.sha256, subModels.get(branchKey(s.id))!]);
+  }
+  for (const [sha, b] of models) {
+    const key = artifactKeys.subModel(sha);
     if (existing.has(key)) continue;
-    const b = subModels.get(s.id)!;
+    existing.add(key);
     await store.put(key, b);
     uploaded++;
     bytes += b.length;
@@ -29,34 +34,15 @@ export async function publishPlan(store: ObjectStore, modelBytes: Uint8Array, pl
   return { planKey, uploaded, bytes };
 }
 
-export interface LoadedPlan { plan: Plan; exchange: Exchange }
-
 /**
- * Per-instance cache of plans and ORT sessions: a warm function never reloads a model. Sessions
- * are keyed by sub-model hash and evicted least-recently-used beyond `maxSessions`, which bounds
- * a worker's memory when one instance serves tiles of many groups.
+ * Per-instance cache of plans, routes and ORT sessions: a warm function never reloads a model.
+ * Sessions are keyed by sub-model hash and evicted least-recently-used beyond `maxSessions`,
+ * which bounds a worker's memory when one instance serves tiles of many groups.
  */
-export class ArtifactCache {
-  private plans = new Map<string, Promise<LoadedPlan>>();
+export class ArtifactCache extends PlanCache {
   private sessions = new Map<string, Promise<ModelSession>>();
   loads = 0;
-  constructor(private readonly store: ObjectStore, private readonly opts: SessionOptions & { maxSessions?: number } = {}) {}
-
-  getPlan(key: string): Promise<LoadedPlan> {
-    let p = this.plans.get(key);
-    if (!p) {
-      p = (async () => {
-        const raw = await this.fetch(key, 'plan');
-        let json: unknown;
-        try { json = JSON.parse(raw.toString('utf8')); } catch (cause) { throw new ArtifactMissingError(`plan is not JSON: ${(cause as Error).message}`, { key, cause }); }
-        const plan = parsePlan(json, key);
-        return { plan, exchange: buildExchange(plan) };
-      })();
-      p.catch(() => this.plans.delete(key));
-      this.plans.set(key, p);
-    }
-    return p;
-  }
+  constructor(store: ObjectStore, private readonly opts: SessionOptions & { maxSessions?: number } = {}) { super(store); }
 
   /** Returns the session and whether it was already loaded (warm). */
   async getSession(subSha: string): Promise<{ session: ModelSession; cached: boolean }> {
@@ -82,14 +68,5 @@ export class ArtifactCache {
       void s.then((x) => x.release(), () => undefined);
     }
     return { session: await p, cached: false };
-  }
-
-  private async fetch(key: string, what: string): Promise<Buffer> {
-    try {
-      return await this.store.get(key);
-    } catch (e) {
-      if (e instanceof ObjectNotFoundError) throw new ArtifactMissingError(`${what} not found in the store: publish the plan first`, { key, cause: e });
-      throw e;
-    }
   }
 }

@@ -3,9 +3,12 @@ import { z } from 'zod';
 /** The cost breakdown every inference response carries in `parameters.cost`. */
 const nn = z.number().nonnegative();
 
+/** One unit of the schedule: a chain of stages run by its workers, or a stage the master runs. */
 export const stageCostSchema = z.object({
   id: z.number().int(),
-  kind: z.enum(['group', 'master']),
+  kind: z.enum(['chain', 'master']),
+  /** Plan stage ids the unit covers. */
+  stages: z.array(z.number().int()),
   ms: nn,
   invocations: nn,
   coldStarts: nn,
@@ -26,6 +29,8 @@ export const requestCostSchema = z.object({
   stages: z.array(stageCostSchema),
   invocations: z.object({ master: nn, worker: nn, coldStarts: nn }).strict(),
   store: z.object({ requests: nn, bytesRead: nn, bytesWritten: nn }).strict(),
+  /** Worker time summed over invocations: running ORT, moving strips and partials, blocked on a neighbour. */
+  workerTime: z.object({ computeMs: nn, exchangeMs: nn, waitMs: nn, exchangeShare: z.number().min(0).max(1) }).strict(),
   peakWorkerRssMb: nn,
   /** Billed compute at FC's published CU prices (src/serve/cost.ts). */
   billed: z.object({ invocations: nn, vcpuSeconds: nn, gbSeconds: nn, computeUnits: nn, usd: nn }).strict(),

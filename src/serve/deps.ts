@@ -8,6 +8,7 @@ import { FcInvoker } from '../invoke/fc-invoker.ts';
 import type { FunctionContext, Invoker } from '../invoke/invoker.ts';
 import type { FunctionResources } from './cost.ts';
 import { ServeError } from './errors.ts';
+import type { Notifier } from '../exchange/exchange.ts';
 
 /** The embedded default store: a folder shared by every local function process. */
 export function makeStore(config: Config, credentials: CredentialsProvider = envCredentials()): ObjectStore {
@@ -19,6 +20,11 @@ export function makeStore(config: Config, credentials: CredentialsProvider = env
     }
     default: throw new ServeError(`unknown STORE ${config.store as string}`);
   }
+}
+
+/** The store's native wait for the exchange, where it has one (the filesystem store's inotify). */
+export function makeNotifier(store: ObjectStore): Notifier | undefined {
+  return store instanceof FsStore ? (key, ms) => store.changed(key, ms) : undefined;
 }
 
 let fcInvoker: FcInvoker | undefined;

@@ -23,17 +23,19 @@ export class TileFormatError extends ServeError {
   override get details() { return { ...super.details, key: this.key }; }
 }
 
-/** A worker invocation failed (crashed, timed out, threw): names the group and tile. */
+/** A worker invocation failed (crashed, timed out, threw): names the chain, its first stage and the tile. */
 export class WorkerFailedError extends ServeError {
   override name = 'WorkerFailedError';
   readonly stage: number;
   readonly tile: number;
-  constructor(message: string, opts: { stage: number; tile: number; requestId?: string; cause?: unknown }) {
-    super(`stage ${opts.stage} tile ${opts.tile}: ${message}`, opts);
+  readonly chain?: number;
+  constructor(message: string, opts: { stage: number; tile: number; chain?: number; requestId?: string; cause?: unknown }) {
+    super(`${opts.chain === undefined ? '' : `chain ${opts.chain} `}stage ${opts.stage} tile ${opts.tile}: ${message}`, opts);
     this.stage = opts.stage;
     this.tile = opts.tile;
+    this.chain = opts.chain;
   }
-  override get details() { return { ...super.details, stage: this.stage, tile: this.tile }; }
+  override get details() { return { ...super.details, stage: this.stage, tile: this.tile, chain: this.chain }; }
 }
 
 /** The master failed to run a request (its own stage, or a worker failure it reports). */

@@ -12,12 +12,13 @@ export const requestPrefix = (requestId: string) => `requests/${requestId}/`;
 export const requestKeys = {
   input: (rid: string) => `${requestPrefix(rid)}input`,
   output: (rid: string, i: number) => `${requestPrefix(rid)}output-${i}`,
-  /** Piece of a producer's output tensor cut for one consumer tile (or for the master). */
-  piece: (rid: string, from: PieceSource, outputIndex: number, to: PieceSink) =>
-    `${requestPrefix(rid)}s${from.stage}/${from.tile === undefined ? 'm' : `t${from.tile}`}/o${outputIndex}/${to.tile === undefined ? 'master' : `s${to.stage}-t${to.tile}`}`,
-  /** A whole (untiled) tensor a group reads in full, e.g. an SE scale vector. */
-  whole: (rid: string, stage: number, outputIndex: number) => `${requestPrefix(rid)}s${stage}/m/o${outputIndex}/whole`,
+  /**
+   * A producer's bundle (halo strips and partials for every reader, bundles.ts). Beside the
+   * input so the directory exists before anyone waits on it (the filesystem store's native wait).
+   */
+  bundle: (rid: string, source: string) => `${requestPrefix(rid)}b-${source}`,
+  /** A whole (untiled) tensor read by other invocations, e.g. an SE scale vector or a model output. */
+  whole: (rid: string, stage: number, outputIndex: number) => `${requestPrefix(rid)}w-s${stage}o${outputIndex}`,
+  /** Written by the master when an invocation failed: waiting workers give up at once. */
+  abort: (rid: string) => `${requestPrefix(rid)}abort`,
 };
-
-export interface PieceSource { stage: number; tile?: number }
-export interface PieceSink { stage: number; tile?: number }

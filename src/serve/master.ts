@@ -2,61 +2,69 @@ import { z } from 'zod';
 import type { ObjectStore } from '../store/object-store.ts';
 import { CountingStore } from '../store/counting-store.ts';
 import type { Invoker, InvokeResult } from '../invoke/invoker.ts';
-import { InvokeError } from '../invoke/errors.ts';
+import { FunctionError, InvokeError } from '../invoke/errors.ts';
 import type { FloatTensor } from '../runtime/ort.ts';
-import type { GroupStage, MasterStage } from '../plan/schema.ts';
+import type { Chain, MasterStage } from '../plan/schema.ts';
+import { StoreExchange, type Notifier } from '../exchange/exchange.ts';
 import type { ArtifactCache } from './artifacts.ts';
-import { readRegion, writePieces, workerTaskSchema, type WorkerReport, type WorkerTask } from './worker.ts';
-import { requestKeys, requestPrefix } from './keys.ts';
+import { MASTER, masterSource, schedule, coScheduled, type Routes } from './bundles.ts';
+import { bundleBody, requestContextSchema, SegmentReader, workerReportSchema, workerTaskSchema, type WorkerReport, type WorkerTask } from './worker.ts';
+import { requestKeys } from './keys.ts';
 import { decodeTensor, encodeTensor } from './tile-codec.ts';
 import { MasterFailedError, WorkerFailedError } from './errors.ts';
 
-export const masterTaskSchema = z.object({
-  requestId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
-  planKey: z.string().min(1),
-}).strict();
+export const masterTaskSchema = requestContextSchema;
 export type MasterTask = z.infer<typeof masterTaskSchema>;
 
-export interface StageReport {
-  id: number;
-  kind: 'group' | 'master';
-  ms: number;
-  invocations: number;
-  coldStarts: number;
-  /** Slowest instance start (spawn + module load) among this stage's cold starts. */
-  maxColdStartMs: number;
-  maxWorkerMs: number;
-  /** Worker handler durations, as FC bills them. */
-  workerMs: number[];
-  maxWorkerComputeMs: number;
-  peakWorkerRssBytes: number;
-  bytesRead: number;
-  bytesWritten: number;
-  storeRequests: number;
-}
+const nn = z.number().nonnegative();
 
-export interface MasterReport {
-  requestId: string;
-  outputs: { name: string; key: string; dims: number[] }[];
-  stages: StageReport[];
-  ms: { loadPlan: number; total: number };
-  master: { bytesRead: number; bytesWritten: number; storeRequests: number };
-}
+/** One unit of the schedule: a chain (one invocation per worker) or a master stage. */
+export const unitReportSchema = z.object({
+  kind: z.enum(['chain', 'master']),
+  id: z.number().int(),
+  stages: z.array(z.number().int()),
+  ms: nn,
+  invocations: nn,
+  coldStarts: nn,
+  maxColdStartMs: nn,
+  maxWorkerMs: nn,
+  /** Worker handler durations, as FC bills them. */
+  workerMs: z.array(nn),
+  /** Summed over the unit's workers. */
+  computeMs: nn,
+  exchangeMs: nn,
+  waitMs: nn,
+  maxWorkerComputeMs: nn,
+  peakWorkerRssBytes: nn,
+  bytesRead: nn,
+  bytesWritten: nn,
+  storeRequests: nn,
+}).strict();
+export type UnitReport = z.infer<typeof unitReportSchema>;
+
+export const masterReportSchema = z.object({
+  requestId: z.string(),
+  units: z.array(unitReportSchema),
+  ms: z.object({ loadPlan: nn, total: nn }).strict(),
+  master: z.object({ bytesRead: nn, bytesWritten: nn, storeRequests: nn }).strict(),
+}).strict();
+export type MasterReport = z.infer<typeof masterReportSchema>;
 
 export interface MasterDeps {
   store: ObjectStore;
   invoker: Invoker;
   cache: ArtifactCache;
   workerFunction: string;
-  /** Bound on parallel worker invocations per group. */
+  /** Bound on parallel worker invocations of a chain whose workers do not wait for each other. */
   concurrency: number;
+  notifier?: Notifier;
 }
 
 /**
  * Runs `fn` over `items` with at most `limit` in flight. On a failure no new items start, the
  * ones in flight are awaited (so nothing still writes after cleanup), then the first error is thrown.
  */
-async function boundedAll<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+async function boundedAll<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>, onError?: () => Promise<void>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   let error: unknown;
@@ -66,7 +74,7 @@ async function boundedAll<T, R>(items: T[], limit: number, fn: (item: T) => Prom
       try {
         results[i] = await fn(items[i]);
       } catch (e) {
-        if (error === undefined) error = e;
+        if (error === undefined) { error = e; await onError?.().catch(() => undefined); }
       }
     }
   });
@@ -76,121 +84,105 @@ async function boundedAll<T, R>(items: T[], limit: number, fn: (item: T) => Prom
 }
 
 /**
- * The master: runs master segments itself, fans each group out to workers with bounded
- * concurrency, and cuts the tensors it holds into the pieces the next group's tiles read.
- * Between two groups it moves no tensor bytes. Intermediate objects are deleted on the way out,
- * success or failure.
+ * The master: starts each chain (one worker invocation per tile, all at once when they wait
+ * for each other) and runs the stages that need whole maps itself. It moves no feature-map
+ * bytes except for those stages: the handler writes the input and reads the output.
  */
 export async function runMasterTask(task: MasterTask, deps: MasterDeps): Promise<MasterReport> {
   const t0 = performance.now();
   const store = new CountingStore(deps.store);
+  const exchange = new StoreExchange(store, { notifier: deps.notifier });
   const rid = task.requestId;
-  const { plan, exchange } = await deps.cache.getPlan(task.planKey);
+  const { plan, routes } = await deps.cache.getRoutes(task.planKey, task.maxWorkers);
   const tLoad = performance.now() - t0;
+  const reader = new SegmentReader(exchange, routes, MASTER, task);
   const held = new Map<string, FloatTensor>();
-  const stages: StageReport[] = [];
-  try {
-    const inputKey = requestKeys.input(rid);
-    const input = decodeTensor(await store.get(inputKey), inputKey).tensor;
-    if (input.dims.length !== 4 || input.dims[1] !== plan.input.shape[1] || input.dims[2] !== plan.input.shape[2] || input.dims[3] !== plan.input.shape[3]) {
-      throw new MasterFailedError(`input is [${input.dims}], plan ${task.planKey} needs [N,${plan.input.shape.slice(1)}]`, { requestId: rid });
-    }
-    held.set(plan.input.name, input);
+  const units: UnitReport[] = [];
 
-    const gather = async (name: string): Promise<FloatTensor> => {
-      const h = held.get(name);
-      if (h) return h;
-      const pieces = exchange.masterReads.get(name);
-      if (!pieces) throw new MasterFailedError(`no stage produces ${name}`, { requestId: rid });
-      const p = exchange.producers.get(name)!;
-      const shape = (plan.stages.find((s) => s.id === p.stage) as GroupStage).outputs[p.outputIndex].shape;
-      const t = await readRegion(store, rid, { y0: 0, y1: shape[2], x0: 0, x1: shape[3] }, pieces);
-      held.set(name, t);
-      return t;
-    };
-
-    for (const stage of plan.stages) {
-      const s0 = performance.now();
-      const c0 = { ...store.counters };
-      let report: PartialReport;
-      if (stage.kind === 'master') {
-        report = await runMasterStage(stage, deps, gather, held);
-      } else {
-        report = await runGroupStage(stage, task, deps, store, exchange, held);
-      }
-      const c = store.counters;
-      stages.push({
-        ...report, ms: performance.now() - s0,
-        bytesRead: report.bytesRead + c.bytesRead - c0.bytesRead,
-        bytesWritten: report.bytesWritten + c.bytesWritten - c0.bytesWritten,
-        storeRequests: report.storeRequests + (c.gets + c.puts + c.lists + c.deletes) - (c0.gets + c0.puts + c0.lists + c0.deletes),
-      });
+  const gather = async (name: string): Promise<FloatTensor> => {
+    let t = held.get(name);
+    if (t) return t;
+    const read = routes.masterReads.get(name);
+    const p = routes.producers.get(name)!;
+    if (read) {
+      const c = p.kind === 'input' ? plan.input.shape[1] : plan.stages.find((s) => s.id === p.stage)!.outputs[p.outputIndex].shape![1];
+      t = await reader.region(read, c);
+    } else {
+      const key = requestKeys.whole(rid, p.stage, p.outputIndex);
+      t = decodeTensor(await store.get(key), key).tensor;
     }
+    held.set(name, t);
+    return t;
+  };
 
-    const outputs = [];
-    for (const [i, o] of plan.outputs.entries()) {
-      const t = await gather(o.name);
-      const key = requestKeys.output(rid, i);
-      await store.put(key, encodeTensor(t));
-      outputs.push({ name: o.name, key, dims: t.dims });
+  for (const unit of schedule(plan, routes)) {
+    const s0 = performance.now();
+    // Units report their workers' traffic; the master's own is in `master`.
+    let report: UnitReport;
+    if (unit.kind === 'chain') report = await runChain(unit.chain, task, deps);
+    else {
+      await runMasterStage(unit.stage, deps, gather, held, store, routes, rid);
+      report = emptyUnit('master', unit.stage.id, [unit.stage.id]);
     }
-    const c = store.counters;
-    return {
-      requestId: rid, outputs, stages,
-      ms: { loadPlan: tLoad, total: performance.now() - t0 },
-      master: { bytesRead: c.bytesRead, bytesWritten: c.bytesWritten, storeRequests: c.gets + c.puts + c.lists + c.deletes },
-    };
-  } finally {
-    // Pieces are intermediate; the input and outputs belong to the handler, which deletes the rest.
-    const keys = (await deps.store.list(requestPrefix(rid)).catch(() => [] as string[]))
-      .filter((k) => k !== requestKeys.input(rid) && !/\/output-\d+$/.test(k));
-    if (keys.length) await deps.store.delete(keys).catch(() => undefined);
+    units.push({ ...report, ms: performance.now() - s0 });
   }
+  const c = store.counters;
+  return masterReportSchema.parse({
+    requestId: rid, units,
+    ms: { loadPlan: tLoad, total: performance.now() - t0 },
+    master: { bytesRead: c.bytesRead, bytesWritten: c.bytesWritten, storeRequests: c.gets + c.puts + c.lists + c.deletes + exchange.counters.polls },
+  });
 }
 
-type PartialReport = Omit<StageReport, 'ms'>;
-
-const emptyReport = (id: number, kind: 'group' | 'master'): PartialReport => ({
-  id, kind, invocations: 0, coldStarts: 0, maxColdStartMs: 0, maxWorkerMs: 0, workerMs: [], maxWorkerComputeMs: 0, peakWorkerRssBytes: 0, bytesRead: 0, bytesWritten: 0, storeRequests: 0,
+const emptyUnit = (kind: 'chain' | 'master', id: number, stages: number[]): UnitReport => ({
+  kind, id, stages, ms: 0, invocations: 0, coldStarts: 0, maxColdStartMs: 0, maxWorkerMs: 0, workerMs: [], computeMs: 0, exchangeMs: 0, waitMs: 0,
+  maxWorkerComputeMs: 0, peakWorkerRssBytes: 0, bytesRead: 0, bytesWritten: 0, storeRequests: 0,
 });
 
-async function runMasterStage(stage: MasterStage, deps: MasterDeps, gather: (n: string) => Promise<FloatTensor>, held: Map<string, FloatTensor>): Promise<PartialReport> {
+async function runMasterStage(
+  stage: MasterStage, deps: MasterDeps, gather: (n: string) => Promise<FloatTensor>, held: Map<string, FloatTensor>,
+  store: ObjectStore, r: Routes, rid: string,
+): Promise<void> {
   const { session } = await deps.cache.getSession(stage.subModel.sha256);
   const feeds: Record<string, FloatTensor> = {};
   for (const i of stage.inputs) feeds[i.name] = await gather(i.name);
   const out = await session.run(feeds);
   for (const o of stage.outputs) held.set(o.name, out[o.name]);
-  return emptyReport(stage.id, 'master');
+  // Maps later groups read are cut into this stage's bundle; small tensors are written whole.
+  const bundle = r.bundles.get(masterSource(stage.id));
+  if (bundle) {
+    const cell = (t: string) => ({ t: held.get(t)!, region: { y0: 0, y1: held.get(t)!.dims[2], x0: 0, x1: held.get(t)!.dims[3] } });
+    await store.put(requestKeys.bundle(rid, bundle.source), bundleBody(bundle, cell));
+  }
+  await Promise.all(stage.outputs.map(async (o, i) => {
+    if (r.wholeWrites.has(o.name)) await store.put(requestKeys.whole(rid, stage.id, i), encodeTensor(out[o.name]));
+  }));
 }
 
-async function runGroupStage(
-  stage: GroupStage, task: MasterTask, deps: MasterDeps, store: ObjectStore,
-  exchange: Awaited<ReturnType<ArtifactCache['getPlan']>>['exchange'], held: Map<string, FloatTensor>,
-): Promise<PartialReport> {
+async function runChain(chain: Chain, task: MasterTask, deps: MasterDeps): Promise<UnitReport> {
   const rid = task.requestId;
-  // Tensors the master holds (the request input, master-segment outputs) are cut for this group's tiles.
-  for (const i of stage.inputs) {
-    const t = held.get(i.name);
-    if (!t) continue;
-    const p = exchange.producers.get(i.name)!;
-    if (i.spatial) {
-      const pieces = (exchange.masterWrites.get(i.name) ?? []).filter((w) => w.to.stage === stage.id);
-      await writePieces(store, rid, t, { y0: 0, y1: t.dims[2], x0: 0, x1: t.dims[3] }, pieces);
-    } else {
-      await store.put(requestKeys.whole(rid, p.stage, p.outputIndex), encodeTensor(t));
-    }
+  const report = emptyUnit('chain', chain.id, chain.stages);
+  const together = coScheduled(chain);
+  if (together && chain.workers > task.maxWorkers) {
+    throw new MasterFailedError(`chain ${chain.id} needs ${chain.workers} workers at once, the worker function runs at most ${task.maxWorkers}`, { requestId: rid });
   }
-  const report = emptyReport(stage.id, 'group');
-  await boundedAll(stage.tiles, deps.concurrency, async (tile) => {
-    const wt: WorkerTask = workerTaskSchema.parse({ requestId: rid, planKey: task.planKey, stage: stage.id, tile: tile.index });
+  const workers = Array.from({ length: chain.workers }, (_, w) => w);
+  const abort = () => deps.store.put(requestKeys.abort(rid), Buffer.from('abort'));
+  await boundedAll(workers, together ? chain.workers : deps.concurrency, async (w) => {
+    const wt: WorkerTask = workerTaskSchema.parse({ ...task, chain: chain.id, worker: w });
     let res: InvokeResult;
     try {
       res = await deps.invoker.invoke(deps.workerFunction, Buffer.from(JSON.stringify(wt)));
     } catch (e) {
-      const msg = e instanceof InvokeError ? e.message : (e as Error).message;
-      throw new WorkerFailedError(`worker failed: ${msg}`, { stage: stage.id, tile: tile.index, requestId: rid, cause: e });
+      const msg = e instanceof FunctionError ? `${e.errorType}: ${e.errorMessage}` : e instanceof InvokeError ? e.message : (e as Error).message;
+      throw new WorkerFailedError(`worker failed: ${msg}`, { stage: chain.stages[0], tile: w, chain: chain.id, requestId: rid, cause: e });
     }
-    const w = JSON.parse(res.payload.toString('utf8')) as WorkerReport;
+    let rep: WorkerReport;
+    try {
+      rep = workerReportSchema.parse(JSON.parse(res.payload.toString('utf8')));
+    } catch (e) {
+      throw new WorkerFailedError(`worker replied with an invalid report: ${(e as Error).message}`, { stage: chain.stages[0], tile: w, chain: chain.id, requestId: rid, cause: e });
+    }
     report.invocations++;
     if (res.coldStart) {
       report.coldStarts++;
@@ -198,11 +190,14 @@ async function runGroupStage(
     }
     report.workerMs.push(res.durationMs);
     report.maxWorkerMs = Math.max(report.maxWorkerMs, res.durationMs);
-    report.maxWorkerComputeMs = Math.max(report.maxWorkerComputeMs, w.ms.compute);
+    report.computeMs += rep.ms.compute;
+    report.exchangeMs += rep.ms.exchange;
+    report.waitMs += rep.ms.wait;
+    report.maxWorkerComputeMs = Math.max(report.maxWorkerComputeMs, rep.ms.compute);
     report.peakWorkerRssBytes = Math.max(report.peakWorkerRssBytes, res.peakRssBytes ?? 0);
-    report.bytesRead += w.bytesRead;
-    report.bytesWritten += w.bytesWritten;
-    report.storeRequests += w.storeRequests;
-  });
+    report.bytesRead += rep.bytesRead;
+    report.bytesWritten += rep.bytesWritten;
+    report.storeRequests += rep.storeRequests;
+  }, together ? abort : undefined);
   return report;
 }

@@ -10,7 +10,10 @@ import { fcHttpResultSchema } from '../http/fc-event.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { publishPlan } from './artifacts.ts';
 import { registryEntry } from './publish.ts';
-import { makeStore } from './deps.ts';
+import { functionResources, makeStore } from './deps.ts';
+import { DistributedBackend, runRequest, type RequestResult } from './backend.ts';
+import { PlanCache } from './plans.ts';
+import type { FloatTensor } from '../runtime/ort.ts';
 import { REGISTRY_KEY, type Registry } from './registry.ts';
 import { ServeError } from './errors.ts';
 import { emulatorCredentials, staticCredentials } from '../cloud/credentials.ts';
@@ -49,6 +52,10 @@ export interface LocalStack {
   pool: ProcessPoolInvoker;
   registry: Registry;
   store: ObjectStore;
+  /** The handler's side of one request without HTTP (large tensors, calibration): see runRequest. */
+  request(planKey: string, input: FloatTensor, requestId: string): Promise<RequestResult>;
+  /** The handler's backend, for direct calls with a cost report. */
+  backend: DistributedBackend;
   close(): Promise<void>;
 }
 
@@ -121,8 +128,12 @@ export async function startLocalStack(config: Config, env: Record<string, string
       return fcHttpResultSchema.parse(JSON.parse(res.payload.toString('utf8')));
     },
   });
+  const plans = new PlanCache(store);
+  const requestDeps = { store, invoker, plans, masterFunction: f.master.name, maxWorkers: f.worker.maxInstances, timeoutMs: config.functionTimeoutMs };
+  const backend = new DistributedBackend({ ...requestDeps, handlerFunction: f.handler.name, workerFunction: f.worker.name, resources: functionResources(config) });
   return {
-    url: gateway.url, invoker, pool, registry, store,
+    url: gateway.url, invoker, pool, registry, store, backend,
+    request: (planKey, input, requestId) => runRequest(requestDeps, planKey, input, requestId),
     async close() {
       await gateway.close();
       for (const c of closers.reverse()) await c().catch(() => undefined);

@@ -48,3 +48,32 @@ export function decodeTensor(buf: Buffer, key: string): { tensor: FloatTensor; h
   const aligned = data.byteOffset % 4 === 0 ? data : Buffer.from(data);
   return { tensor: { dims: header.dims, data: new Float32Array(aligned.buffer, aligned.byteOffset, n) }, header };
 }
+
+/**
+ * A bundle: for each reader's segment, a CRC-32 (LE) of its data, then its items' float32 data
+ * in order. No header: offsets follow from the plan and the batch size (see bundles.ts).
+ */
+export function encodeBundle(segments: { items: Float32Array[] }[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const s of segments) {
+    const data = Buffer.concat(s.items.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength)));
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32LE(crc32(data));
+    parts.push(crc, data);
+  }
+  return Buffer.concat(parts);
+}
+
+/** Splits one segment read from a bundle into its items (float counts given), checking the CRC. */
+export function decodeSegment(buf: Buffer, floats: number[], key: string): Float32Array[] {
+  const total = floats.reduce((a, b) => a + b, 0);
+  if (buf.length !== 4 + 4 * total) throw new TileFormatError(`segment is ${buf.length} bytes, expected ${4 + 4 * total}`, { key });
+  const data = buf.subarray(4);
+  if (crc32(data) !== buf.readUInt32LE(0)) throw new TileFormatError('segment checksum mismatch (corrupt or partial object)', { key });
+  const aligned = data.byteOffset % 4 === 0 ? data : Buffer.from(data);
+  const all = new Float32Array(aligned.buffer, aligned.byteOffset, total);
+  const out: Float32Array[] = [];
+  let off = 0;
+  for (const n of floats) { out.push(all.subarray(off, off + n)); off += n; }
+  return out;
+}

@@ -3,98 +3,244 @@ import type { ObjectStore } from '../store/object-store.ts';
 import { CountingStore } from '../store/counting-store.ts';
 import type { FloatTensor } from '../runtime/ort.ts';
 import { cropRegion, pasteRegion } from '../tensor/nchw.ts';
+import { combinePartials, partialOf } from '../tensor/reduce.ts';
 import type { TileRegion } from '../tiling/geometry.ts';
+import type { GroupStage, MasterStage, Stage } from '../plan/schema.ts';
 import { runTile } from '../exec/tile.ts';
+import { StoreExchange, type Exchange, type Notifier } from '../exchange/exchange.ts';
+import { ExchangeError } from '../exchange/errors.ts';
 import type { ArtifactCache } from './artifacts.ts';
-import { exchangeTileKey, type Piece } from './exchange.ts';
+import { segmentRange, tileKey, tileSource, workerReader, type Bundle, type Item, type Part, type RegionRead, type Routes } from './bundles.ts';
 import { requestKeys } from './keys.ts';
-import { decodeTensor, encodeTensor } from './tile-codec.ts';
-import { ServeError, TileFormatError } from './errors.ts';
+import { decodeSegment, decodeTensor, encodeBundle, encodeTensor } from './tile-codec.ts';
+import { ServeError } from './errors.ts';
 
-export const workerTaskSchema = z.object({
-  requestId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+const requestId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+
+/** What the handler, master and workers agree on for one request. */
+export const requestContextSchema = z.object({
+  requestId,
   planKey: z.string().min(1),
-  stage: z.number().int().nonnegative(),
-  tile: z.number().int().nonnegative(),
+  /** Worker instances that may run at once: decides which chains the plan runs as (chainsFor). */
+  maxWorkers: z.number().int().positive(),
+  batch: z.number().int().positive(),
+  /** Epoch ms after which every wait gives up. */
+  deadline: z.number().int().positive(),
+}).strict();
+
+export const workerTaskSchema = requestContextSchema.extend({
+  chain: z.number().int().nonnegative(),
+  worker: z.number().int().nonnegative(),
 }).strict();
 export type WorkerTask = z.infer<typeof workerTaskSchema>;
 
-export interface WorkerReport {
-  stage: number;
-  tile: number;
-  ms: { load: number; read: number; compute: number; write: number; total: number };
-  sessionCached: boolean;
-  bytesRead: number;
-  bytesWritten: number;
-  storeRequests: number;
-}
+export const workerReportSchema = z.object({
+  chain: z.number().int(),
+  worker: z.number().int(),
+  /** load: plan and sessions; compute: ORT and reductions; exchange: reading and writing; wait: blocked on a neighbour. */
+  ms: z.object({ load: z.number(), compute: z.number(), exchange: z.number(), wait: z.number(), total: z.number() }).strict(),
+  sessionsLoaded: z.number().int(),
+  bytesRead: z.number(),
+  bytesWritten: z.number(),
+  storeRequests: z.number().int(),
+}).strict();
+export type WorkerReport = z.infer<typeof workerReportSchema>;
 
 const relative = (r: TileRegion, origin: TileRegion): TileRegion => ({ y0: r.y0 - origin.y0, y1: r.y1 - origin.y0, x0: r.x0 - origin.x0, x1: r.x1 - origin.x0 });
+const sameRegion = (a: TileRegion, b: TileRegion) => a.y0 === b.y0 && a.y1 === b.y1 && a.x0 === b.x0 && a.x1 === b.x1;
 
-/** Reads the pieces that make up `region` of a tensor and assembles them. */
-export async function readRegion(store: ObjectStore, requestId: string, region: TileRegion, pieces: Piece[]): Promise<FloatTensor> {
-  const parts = await Promise.all(pieces.map(async (p) => {
-    const key = requestKeys.piece(requestId, p.from, p.outputIndex, p.to);
-    const { tensor, header } = decodeTensor(await store.get(key), key);
-    const r = header.region;
-    if (!r || r.y0 !== p.region.y0 || r.y1 !== p.region.y1 || r.x0 !== p.region.x0 || r.x1 !== p.region.x1) {
-      throw new TileFormatError(`piece covers ${JSON.stringify(r)}, expected ${JSON.stringify(p.region)}`, { key, requestId });
-    }
-    return { p, tensor };
-  }));
-  if (parts.length === 1 && relative(parts[0].p.region, region).y0 === 0 && parts[0].tensor.dims[2] === region.y1 - region.y0 && parts[0].tensor.dims[3] === region.x1 - region.x0) {
-    return parts[0].tensor;
-  }
-  const [n, c] = parts[0].tensor.dims;
-  const out: FloatTensor = { dims: [n, c, region.y1 - region.y0, region.x1 - region.x0], data: new Float32Array(n * c * (region.y1 - region.y0) * (region.x1 - region.x0)) };
-  for (const { p, tensor } of parts) pasteRegion(out, tensor, relative(p.region, region));
-  return out;
-}
-
-/** Cuts and writes the pieces of `tensor` (which covers `have`) that consumers will read. */
-export async function writePieces(store: ObjectStore, requestId: string, tensor: FloatTensor, have: TileRegion, pieces: Piece[]): Promise<void> {
-  await Promise.all(pieces.map(async (p) => {
-    const part = cropRegion(tensor, relative(p.region, have));
-    await store.put(requestKeys.piece(requestId, p.from, p.outputIndex, p.to), encodeTensor(part, p.region));
-  }));
-}
+/** Float counts of a segment's items at `batch`. */
+export const itemSizes = (items: Item[], batch: number) => items.map((it) => batch * (it.kind === 'piece' ? it.channels * (it.region.y1 - it.region.y0) * (it.region.x1 - it.region.x0) : it.channels));
 
 /**
- * One tile of one group: read the input regions straight from the producers' pieces, run the
- * group's sub-model (session cached per instance), write this tile's output pieces.
+ * Reads one reader's segments of other invocations' bundles, once each, waiting for those
+ * still being written. Shared by workers, the master and the handler.
  */
-export async function runWorkerTask(task: WorkerTask, deps: { store: ObjectStore; cache: ArtifactCache }): Promise<WorkerReport> {
+export class SegmentReader {
+  private segments = new Map<string, Promise<Float32Array[]>>();
+  constructor(
+    private readonly exchange: Exchange, private readonly routes: Routes, private readonly reader: string,
+    private readonly ctx: { requestId: string; batch: number; deadline: number; describe?: (source: string) => string },
+  ) {}
+
+  items(source: string): Promise<Float32Array[]> {
+    let p = this.segments.get(source);
+    if (!p) {
+      const bundle = this.routes.bundles.get(source)!;
+      const { start, end, segment } = segmentRange(bundle, this.reader, this.ctx.batch);
+      const key = requestKeys.bundle(this.ctx.requestId, source);
+      p = this.exchange.wait(key, { deadline: this.ctx.deadline, range: { start, end }, abortKey: requestKeys.abort(this.ctx.requestId), what: this.ctx.describe?.(source) ?? source })
+        .then((buf) => decodeSegment(buf, itemSizes(segment.items, this.ctx.batch), key));
+      this.segments.set(source, p);
+    }
+    return p;
+  }
+
+  /** Assembles a region from its parts; `self` parts come from `own` (a cell this reader holds). */
+  async region(read: RegionRead, channels: number, own?: (tensor: string) => { t: FloatTensor; region: TileRegion }): Promise<FloatTensor> {
+    const b = this.ctx.batch;
+    const h = read.region.y1 - read.region.y0;
+    const w = read.region.x1 - read.region.x0;
+    const partTensor = async (p: Part): Promise<FloatTensor> => {
+      if (p.self) {
+        const cell = own!(read.tensor);
+        return sameRegion(p.region, cell.region) ? cell.t : cropRegion(cell.t, relative(p.region, cell.region));
+      }
+      const data = (await this.items(p.source))[p.item];
+      return { dims: [b, channels, p.region.y1 - p.region.y0, p.region.x1 - p.region.x0], data };
+    };
+    if (read.parts.length === 1 && sameRegion(read.parts[0].region, read.region)) return partTensor(read.parts[0]);
+    const out: FloatTensor = { dims: [b, channels, h, w], data: new Float32Array(b * channels * h * w) };
+    await Promise.all(read.parts.map(async (p) => pasteRegion(out, await partTensor(p), relative(p.region, read.region))));
+    return out;
+  }
+}
+
+/** Builds a producer's bundle from the tensors it holds and the partials it computed. */
+export function bundleBody(bundle: Bundle, cellOf: (tensor: string) => { t: FloatTensor; region: TileRegion }, partial?: (stage: number, index: number) => Float32Array): Buffer {
+  return encodeBundle(bundle.segments.map((s) => ({
+    items: s.items.map((it) => {
+      if (it.kind === 'partial') return partial!(it.stage, it.index);
+      const cell = cellOf(it.tensor);
+      return sameRegion(it.region, cell.region) ? cell.t.data : cropRegion(cell.t, relative(it.region, cell.region)).data;
+    }),
+  })));
+}
+
+export interface WorkerDeps { store: ObjectStore; cache: ArtifactCache; notifier?: Notifier }
+
+/**
+ * One worker of a chain: runs its tile of every stage of the chain, keeping its cells in
+ * memory. After each group it writes one bundle with the strips (and reduction partials) its
+ * neighbours need; before each group it reads, waiting if need be, the strips it needs.
+ */
+export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise<WorkerReport> {
   const t0 = performance.now();
   const store = new CountingStore(deps.store);
-  const { plan, exchange } = await deps.cache.getPlan(task.planKey);
-  const stage = plan.stages.find((s) => s.id === task.stage);
-  if (!stage || stage.kind !== 'group') throw new ServeError(`plan ${task.planKey} has no group stage ${task.stage}`, { requestId: task.requestId });
-  const tile = stage.tiles[task.tile];
-  if (!tile) throw new ServeError(`group stage ${task.stage} has no tile ${task.tile}`, { requestId: task.requestId });
-  const { session, cached } = await deps.cache.getSession(stage.subModel.sha256);
-  const t1 = performance.now();
+  const exchange = new StoreExchange(store, { notifier: deps.notifier });
+  const { plan, routes } = await deps.cache.getRoutes(task.planKey, task.maxWorkers);
+  const chain = routes.chains[task.chain];
+  const fail = (msg: string) => new ServeError(msg, { requestId: task.requestId });
+  if (!chain) throw fail(`plan ${task.planKey} has no chain ${task.chain} with ${task.maxWorkers} workers`);
+  if (task.worker >= chain.workers) throw fail(`chain ${chain.id} has ${chain.workers} workers, not ${task.worker + 1}`);
+  const j = task.worker;
+  const byId = new Map<number, Stage>(plan.stages.map((s) => [s.id, s]));
+  const describe = (source: string) => {
+    const m = /^s(\d+)t(\d+)$/.exec(source);
+    return m ? `worker ${m[2]}'s strips of stage ${m[1]} (chain ${chain.id}, request ${task.requestId})` : `${source} (request ${task.requestId})`;
+  };
+  const reader = new SegmentReader(exchange, routes, workerReader(chain.id, j), { ...task, describe });
+  const held = new Map<string, { t: FloatTensor; region: TileRegion }>();
+  const wholes = new Map<string, FloatTensor>();
+  const partials = new Map<string, Float32Array>();
+  const channels = (t: string) => routes.producers.get(t)!.kind === 'input' ? plan.input.shape[1] : byId.get(routes.producers.get(t)!.stage)!.outputs[routes.producers.get(t)!.outputIndex].shape![1];
+  const ms = { load: 0, compute: 0, exchange: 0 };
+  let sessionsLoaded = 0;
+  const timed = async <T>(k: keyof typeof ms, f: () => Promise<T>): Promise<T> => {
+    const s = performance.now();
+    try { return await f(); } finally { ms[k] += performance.now() - s; }
+  };
+  const session = async (sha: string) => timed('load', async () => {
+    const r = await deps.cache.getSession(sha);
+    if (!r.cached) sessionsLoaded++;
+    return r.session;
+  });
+  const whole = async (name: string) => {
+    let t = wholes.get(name);
+    if (!t) {
+      const p = routes.producers.get(name)!;
+      const key = requestKeys.whole(task.requestId, p.stage, p.outputIndex);
+      t = await timed('exchange', async () => decodeTensor(await store.get(key), key).tensor);
+      wholes.set(name, t);
+    }
+    return t;
+  };
+  // Reductions of this chain whose input a group produces: partials are computed right after it.
+  const reductionsOf = new Map<string, { stage: number; index: number; op: 'sum' | 'mean' | 'max' }[]>();
+  for (const id of chain.stages) {
+    const s = byId.get(id)!;
+    if (s.kind === 'master') s.reduce!.reductions.forEach((r, index) => {
+      if (!reductionsOf.has(r.input)) reductionsOf.set(r.input, []);
+      reductionsOf.get(r.input)!.push({ stage: s.id, index, op: r.op });
+    });
+  }
+  const ms0 = performance.now() - t0;
+  ms.load += ms0;
 
-  const key = exchangeTileKey(stage.id, tile.index);
-  const spatial: Record<string, FloatTensor> = {};
-  await Promise.all(exchange.reads.get(key)!.map(async (r) => { spatial[r.tensor] = await readRegion(store, task.requestId, r.region, r.pieces); }));
-  const whole: Record<string, FloatTensor> = {};
-  await Promise.all(stage.inputs.filter((i) => !i.spatial).map(async (i) => {
-    const p = exchange.producers.get(i.name)!;
-    const k = requestKeys.whole(task.requestId, p.stage, p.outputIndex);
-    whole[i.name] = decodeTensor(await store.get(k), k).tensor;
-  }));
-  const t2 = performance.now();
+  try {
+    for (const id of chain.stages) {
+      const s = byId.get(id)!;
+      if (s.kind === 'group') await runGroup(s);
+      else await runReduce(s);
+    }
+  } catch (e) {
+    if (e instanceof ExchangeError) throw fail(`chain ${chain.id} worker ${j}: ${e.message}`);
+    throw e;
+  }
 
-  const out = await runTile(session, stage, tile, spatial, whole);
-  const t3 = performance.now();
+  async function runGroup(s: GroupStage) {
+    const tile = s.tiles[j];
+    const sess = await session(s.subModel.sha256);
+    const reads = routes.reads.get(tileKey(s.id, j))!;
+    const spatial: Record<string, FloatTensor> = {};
+    await timed('exchange', () => Promise.all(reads.map(async (r) => { spatial[r.tensor] = await reader.region(r, channels(r.tensor), (t) => held.get(t)!); })));
+    const wholeIn: Record<string, FloatTensor> = {};
+    for (const i of s.inputs) if (!i.spatial) wholeIn[i.name] = await whole(i.name);
+    const out = await timed('compute', async () => {
+      const o = await runTile(sess, s, tile, spatial, wholeIn);
+      for (const x of tile.outputs) {
+        held.set(x.tensor, { t: o[x.tensor], region: x.region });
+        for (const r of reductionsOf.get(x.tensor) ?? []) partials.set(`${r.stage}:${r.index}`, partialOf(o[x.tensor], r.op));
+      }
+      return o;
+    });
+    void out;
+    const bundle = routes.bundles.get(tileSource(s.id, j));
+    if (bundle) {
+      const body = bundleBody(bundle, (t) => held.get(t)!, (stage, index) => partials.get(`${stage}:${index}`)!);
+      await timed('exchange', () => exchange.put(requestKeys.bundle(task.requestId, bundle.source), body));
+    }
+  }
 
-  const writes = exchange.writes.get(key) ?? [];
-  await Promise.all(tile.outputs.map((o) => writePieces(store, task.requestId, out[o.tensor], o.region, writes.filter((w) => w.tensor === o.tensor))));
-  const t4 = performance.now();
+  async function runReduce(s: MasterStage) {
+    if (routes.reduceRole.get(s.id) === 'leader' && j !== 0) return;
+    for (const [index, r] of s.reduce!.reductions.entries()) {
+      const p = routes.producers.get(r.input)!;
+      const g = byId.get(p.stage) as GroupStage;
+      const parts: Float32Array[] = [];
+      for (const t of g.tiles) {
+        if (t.index === j) { parts.push(partials.get(`${s.id}:${index}`)!); continue; }
+        const seg = routes.bundles.get(tileSource(g.id, t.index))!.segments.find((x) => x.reader === workerReader(chain.id, j))!;
+        const k = seg.items.findIndex((it) => it.kind === 'partial' && it.stage === s.id && it.index === index);
+        parts.push((await timed('exchange', () => reader.items(tileSource(g.id, t.index))))[k]);
+      }
+      const shape = g.outputs[p.outputIndex].shape;
+      const data = combinePartials(parts, r.op, shape[2] * shape[3]);
+      const c = shape[1];
+      wholes.set(r.output, { dims: r.keepdims ? [task.batch, c, 1, 1] : [task.batch, c], data });
+    }
+    const branch = s.reduce!.branch;
+    if (branch) {
+      const sess = await session(branch.sha256);
+      const feeds: Record<string, FloatTensor> = {};
+      for (const x of branch.inputs) feeds[x] = await whole(x);
+      const out = await timed('compute', () => sess.run(feeds));
+      for (const o of branch.outputs) wholes.set(o, out[o]);
+    }
+    if (j === 0) {
+      await timed('exchange', () => Promise.all(s.outputs.map(async (o, i) => {
+        if (routes.wholeWrites.has(o.name)) await store.put(requestKeys.whole(task.requestId, s.id, i), encodeTensor(wholes.get(o.name)!));
+      })));
+    }
+  }
+
+  const total = performance.now() - t0;
+  const wait = exchange.counters.waitMs;
   const c = store.counters;
   return {
-    stage: stage.id, tile: tile.index,
-    ms: { load: t1 - t0, read: t2 - t1, compute: t3 - t2, write: t4 - t3, total: t4 - t0 },
-    sessionCached: cached, bytesRead: c.bytesRead, bytesWritten: c.bytesWritten, storeRequests: c.gets + c.puts + c.lists + c.deletes,
+    chain: chain.id, worker: j,
+    ms: { load: ms.load, compute: ms.compute, exchange: Math.max(0, ms.exchange - wait), wait, total },
+    sessionsLoaded, bytesRead: c.bytesRead, bytesWritten: c.bytesWritten,
+    storeRequests: c.gets + c.puts + c.lists + c.deletes + exchange.counters.polls,
   };
 }

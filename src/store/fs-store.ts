@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync, watch } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
@@ -56,6 +57,26 @@ export class FsStore implements ObjectStore {
       throw new InvalidKeyError(key, `FsStore reserves the substring ${JSON.stringify(FS_STORE_TMP_MARKER)} for temp files`);
     }
     return join(this.rootDir, ...key.split('/'));
+  }
+
+  /**
+   * Resolves when the directory that would hold `key` changes (inotify), when `key` already
+   * exists, or after `ms`: a native wait for the exchange, with no polling reads.
+   */
+  changed(key: string, ms: number): Promise<void> {
+    const path = this.pathFor(key);
+    return new Promise<void>((resolve) => {
+      let watcher: ReturnType<typeof watch> | undefined;
+      const done = () => { clearTimeout(timer); watcher?.close(); resolve(); };
+      const timer = setTimeout(done, ms);
+      try {
+        watcher = watch(dirname(path), { persistent: false }, done);
+        watcher.on('error', () => undefined);
+      } catch {
+        return; // no directory yet: the timer decides
+      }
+      if (existsSync(path)) done();
+    });
   }
 
   async get(key: string, range?: { start: number; end: number }): Promise<Buffer> {

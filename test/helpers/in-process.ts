@@ -1,0 +1,60 @@
+import { MemoryStore } from '../../src/store/memory-store.ts';
+import type { ObjectStore } from '../../src/store/object-store.ts';
+import type { Invoker, InvokeResult } from '../../src/invoke/invoker.ts';
+import { FunctionError } from '../../src/invoke/errors.ts';
+import { ArtifactCache, publishPlan } from '../../src/serve/artifacts.ts';
+import { PlanCache } from '../../src/serve/plans.ts';
+import { masterTaskSchema, runMasterTask } from '../../src/serve/master.ts';
+import { runWorkerTask, workerTaskSchema } from '../../src/serve/worker.ts';
+import { runRequest, type RequestResult } from '../../src/serve/backend.ts';
+import type { Plan } from '../../src/plan/schema.ts';
+import type { FloatTensor } from '../../src/runtime/ort.ts';
+
+/**
+ * The real handler, master and worker code in one process: a MemoryStore and an invoker that
+ * calls the functions directly (each invocation concurrent, as on FC). For property tests of
+ * chains, strips and reductions without process start-up.
+ */
+export class InProcessStack {
+  readonly store: ObjectStore;
+  readonly cache: ArtifactCache;
+  readonly plans: PlanCache;
+  invocations = 0;
+  /** Fails the n-th worker invocation (tests of failure paths). */
+  failWorker?: (task: { chain: number; worker: number }) => boolean;
+  readonly invoker: Invoker;
+
+  constructor(store: ObjectStore = new MemoryStore(), readonly maxWorkers = 100) {
+    this.store = store;
+    this.cache = new ArtifactCache(store, { maxSessions: 256 });
+    this.plans = new PlanCache(store);
+    const self = this;
+    this.invoker = {
+      async invoke(fn: string, payload: Buffer): Promise<InvokeResult> {
+        self.invocations++;
+        const t0 = performance.now();
+        const json = JSON.parse(payload.toString('utf8'));
+        let out: unknown;
+        try {
+          if (fn === 'master') out = await runMasterTask(masterTaskSchema.parse(json), { store, cache: self.cache, invoker: self.invoker, workerFunction: 'worker', concurrency: 8 });
+          else {
+            const task = workerTaskSchema.parse(json);
+            if (self.failWorker?.(task)) throw new Error(`injected failure of chain ${task.chain} worker ${task.worker}`);
+            out = await runWorkerTask(task, { store, cache: self.cache });
+          }
+        } catch (e) {
+          throw new FunctionError({ functionName: fn, errorType: (e as Error).name, errorMessage: (e as Error).message, details: (e as { details?: Record<string, unknown> }).details });
+        }
+        return { payload: Buffer.from(JSON.stringify(out)), instanceId: 'x', coldStart: false, durationMs: performance.now() - t0 };
+      },
+    };
+  }
+
+  async publish(modelBytes: Uint8Array, plan: Plan, name = 'p'): Promise<string> {
+    return (await publishPlan(this.store, modelBytes, plan, name)).planKey;
+  }
+
+  run(planKey: string, input: FloatTensor, rid = `r${Math.random().toString(36).slice(2, 10)}`, timeoutMs = 30_000): Promise<RequestResult> {
+    return runRequest({ store: this.store, invoker: this.invoker, plans: this.plans, masterFunction: 'master', maxWorkers: this.maxWorkers, timeoutMs }, planKey, input, rid);
+  }
+}
