@@ -4,7 +4,7 @@ import { decodeModel, sha256, tensorByteSize } from '../onnx/model-io.ts';
 import { InputShapeError } from '../onnx/errors.ts';
 import { fullFlops } from '../tiling/ops.ts';
 import { PLAN_VERSION, branchKey, planSchema, type GroupStage, type MasterStage, type Plan, type Stage } from '../plan/schema.ts';
-import { articulationPoints, classifyAll, formRuns, type Classified, type RawStage } from './stages.ts';
+import { articulationPoints, classifyAll, downsamplingCuts, formRuns, type Classified, type RawStage } from './stages.ts';
 import { tileGroup } from './tiles.ts';
 import { buildGroupModel, buildMasterModel } from './submodel.ts';
 import { GridTooLargeError, PlanSpecError } from './errors.ts';
@@ -97,10 +97,15 @@ function splitRuns(runs: RawStage[], cls: Classified, cuts: CutSpec, info: Shape
       });
     }
     for (const p of chosen) found.add(p.tensor);
+    let positions = chosen.map((p) => p.after);
+    if (cuts === 'stage') {
+      // Also every downsampling step with other maps live (FPN backbones): chains move halos only.
+      positions = [...new Set([...positions, ...downsamplingCuts(run, cls, info).map((p) => p.after)])].sort((a, b) => a - b);
+    }
     let start = 0;
-    for (const p of chosen) {
-      out.push({ kind: 'group', nodes: run.nodes.slice(start, p.after + 1) });
-      start = p.after + 1;
+    for (const after of positions) {
+      out.push({ kind: 'group', nodes: run.nodes.slice(start, after + 1) });
+      start = after + 1;
     }
     out.push({ kind: 'group', nodes: run.nodes.slice(start) });
   }

@@ -86,3 +86,31 @@ export function articulationPoints(run: RawStage, cls: Classified): { after: num
   }
   return points;
 }
+
+/**
+ * Positions before a downsampling window op (stride > 1) in a local run, whatever else is
+ * live there: inside a chain a cut moves only the halo strips of the live maps, so a deep run
+ * with skip connections (an FPN backbone) can be cut at each resolution step. A position where
+ * a lower-resolution map is already live (a residual branch beside its downsample conv) is not
+ * a step.
+ */
+export function downsamplingCuts(run: RawStage, cls: Classified, info: ShapeInfo): { after: number; live: string[] }[] {
+  const lastUse = new Map<string, number>();
+  const firstDef = new Map<string, number>();
+  run.nodes.forEach((n, i) => {
+    const op = cls.local.get(n)!;
+    for (const s of op.spatialInputs) lastUse.set(n.inputs[s], Math.max(lastUse.get(n.inputs[s]) ?? -1, i));
+    for (const o of n.outputs) if (o && !firstDef.has(o)) firstDef.set(o, i);
+  });
+  const hw = (t: string) => { const s = info.shapes.get(t)!; return s[2] * s[3]; };
+  const out: { after: number; live: string[] }[] = [];
+  for (let i = 0; i < run.nodes.length - 1; i++) {
+    const next = run.nodes[i + 1];
+    const op = cls.local.get(next)!;
+    if (op.kind !== 'window' || hw(next.outputs[0]) >= hw(next.inputs[0])) continue;
+    const live = [...lastUse.entries()].filter(([t, last]) => last > i && (firstDef.get(t) ?? -1) <= i).map(([t]) => t);
+    if (live.some((t) => hw(t) < hw(next.inputs[0]))) continue;
+    out.push({ after: i, live });
+  }
+  return out;
+}
