@@ -59,16 +59,20 @@ export function serializeFcHttpResult(result: FcHttpResult): Buffer {
   return Buffer.from(JSON.stringify(fcHttpResultSchema.parse(result)));
 }
 
-const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
+const BASE64_TAIL_RE = /^[A-Za-z0-9+/]{2,3}={1,2}$/;
 
 /** The request body as bytes (decodes base64 bodies; rejects malformed base64 with 400). */
 export function eventBody(event: Pick<FcHttpEvent, 'body' | 'isBase64Encoded'>): Buffer {
   const body = event.body ?? '';
   if (!event.isBase64Encoded) return Buffer.from(body, 'utf8');
-  if (body.length % 4 !== 0 || !BASE64_RE.test(body)) {
+  // Node's decoder skips characters outside the alphabet, so a body that decodes to fewer bytes
+  // than its length implies was not base64 (a regex over a 17 MB body costs ~80 ms).
+  const pad = body.endsWith('==') ? 2 : body.endsWith('=') ? 1 : 0;
+  const out = body.length % 4 === 0 ? Buffer.from(body, 'base64') : undefined;
+  if (!out || out.length !== (body.length / 4) * 3 - pad || (pad && !BASE64_TAIL_RE.test(body.slice(-4)))) {
     throw badRequest('request body is marked isBase64Encoded but is not valid base64', { code: 'invalid_base64' });
   }
-  return Buffer.from(body, 'base64');
+  return out;
 }
 
 /** The result body as bytes. */

@@ -10,15 +10,17 @@ import { buildGroupModel, buildMasterModel } from './submodel.ts';
 import { GridTooLargeError, PlanSpecError } from './errors.ts';
 import { splitReductions } from './reduce.ts';
 import { formChains } from './chains.ts';
+import { chooseCuts, type CutContext, type CutCosts } from './cuts.ts';
 
 export interface Grid { rows: number; cols: number }
 
 /**
- * Where groups end. `none`: maximal groups (cut only by non-local ops). `block`: at every
+ * Where groups end. `exchange` (the default): where the cost of an exchange round and its
+ * strips beats recomputing the halo (chooseCuts, priced for Function Compute). `none`: maximal groups (cut only by non-local ops). `block`: at every
  * articulation tensor that fans out (a residual block's input). `stage`: at articulation tensors where the
  * next group starts with a change of resolution. Or explicit tensor names.
  */
-export type CutSpec = 'none' | 'block' | 'stage' | { tensors: string[] };
+export type CutSpec = 'exchange' | 'none' | 'block' | 'stage' | { tensors: string[] };
 
 export interface PlanOptions {
   inputShape: number[];
@@ -26,6 +28,8 @@ export interface PlanOptions {
   grid: Grid | Grid[];
   cuts?: CutSpec;
   name?: string;
+  /** Prices for the `exchange` cut policy (default: Function Compute's). */
+  cutCosts?: CutCosts;
   /** Widest chain of co-scheduled workers (the worker function's maximum instances). Default 100, FC's usual quota. */
   maxWorkers?: number;
 }
@@ -73,8 +77,21 @@ function checkInputShape(g: IrGraph, shape: number[]) {
   });
 }
 
-function splitRuns(runs: RawStage[], cls: Classified, cuts: CutSpec, info: ShapeInfo): RawStage[] {
+function splitRuns(runs: RawStage[], cls: Classified, cuts: CutSpec, info: ShapeInfo, exchangeCuts?: (run: RawStage, gi: number) => number[]): RawStage[] {
   if (cuts === 'none') return runs;
+  if (cuts === 'exchange') {
+    const out: RawStage[] = [];
+    runs.forEach((run) => {
+      if (run.kind !== 'group') { out.push(run); return; }
+      let start = 0;
+      for (const after of exchangeCuts!(run, out.filter((r) => r.kind === 'group').length)) {
+        out.push({ kind: 'group', nodes: run.nodes.slice(start, after + 1) });
+        start = after + 1;
+      }
+      out.push({ kind: 'group', nodes: run.nodes.slice(start) });
+    });
+    return out;
+  }
   const wanted = typeof cuts === 'object' ? new Set(cuts.tensors) : undefined;
   const found = new Set<string>();
   const out: RawStage[] = [];
@@ -157,7 +174,13 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
   const label = opts.name ?? 'model';
   const { graph, info, cls, runs } = analyzeModel(modelBytes, opts.inputShape, label);
   const inputName = graph.inputs[0].name;
-  const raw = splitRuns(runs, cls, opts.cuts ?? 'stage', info);
+  const cutSpec = opts.cuts ?? 'exchange';
+  if (cutSpec === 'exchange' && Array.isArray(opts.grid)) throw new PlanSpecError('cuts "exchange" need one grid for every group (a chain shares its grid); give explicit cuts with per-group grids');
+  const ctx: CutContext = {
+    cls, info, modelInput: inputName,
+    io: (nodes) => { const { inputs, outputs } = stageIO(graph, nodes); return { inputs, outputs, spatialInputs: spatialInputsOf(inputs, nodes, cls) }; },
+  };
+  const raw = splitRuns(runs, cls, cutSpec, info, (run) => chooseCuts(run, opts.grid as Grid, ctx, opts.cutCosts));
   const groupCount = raw.filter((r) => r.kind === 'group').length;
   if (Array.isArray(opts.grid) && opts.grid.length !== groupCount) {
     throw new PlanSpecError(`${opts.grid.length} grids given for ${groupCount} groups`, { model: label });
