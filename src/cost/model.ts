@@ -180,7 +180,7 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
   let polls = 0;
   for (const unit of schedule(plan, routes)) {
     if (unit.kind === 'master') {
-      latency += ((unit.stage.flops * o.batch) / (p.masterGflops * 1e9)) * 1000;
+      latency += ((unit.stage.flops * scale) / (p.masterGflops * 1e9)) * 1000;
       continue;
     }
     const c = unit.chain;
@@ -193,7 +193,7 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
       if (s.kind === 'master') {
         // Partials: one round for the workers that combine them; the branch is tiny.
         const role = routes.reduceRole.get(s.id);
-        chainMs += p.storeLatencyMs + ((s.flops * o.batch) / (speed)) * 1000;
+        chainMs += p.storeLatencyMs + ((s.flops * scale) / speed) * 1000;
         if (s.reduce?.branch) subModelBytes += s.reduce.branch.bytes;
         if (p.pollIntervalMs > 0) polls += (role === 'all' ? c.workers : 1) * (c.workers - 1);
         continue;
@@ -204,8 +204,11 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
         const reads = routes.reads.get(`${s.id}:${t.index}`) ?? [];
         const sources = new Set<string>();
         for (const r of reads) for (const part of r.parts) if (!part.self) sources.add(part.source);
-        let io = 0;
-        for (const src of sources) io += p.storeLatencyMs + transfer(segBytes(src, `c${c.id}w${t.index}`));
+        // A worker fetches all its segments at once (worker.ts): one first byte, then the bytes
+        // at its instance's bandwidth.
+        let readBytes = 0;
+        for (const src of sources) readBytes += segBytes(src, `c${c.id}w${t.index}`);
+        let io = sources.size ? p.storeLatencyMs + transfer(readBytes) : 0;
         const out = routes.bundles.get(`s${s.id}t${t.index}`);
         if (out) io += p.storeLatencyMs + transfer(bundleBytes(out, o.batch));
         workerPeak = Math.max(workerPeak, p.baseRssMb + (residentWeightBytes * p.weightRssFactor + t.peakBytes * scale * p.activationRssFactor) / MB);

@@ -52,7 +52,7 @@ export type RunnerMessage =
   | { t: 'error'; id: number; error: RemoteError; durationMs: number; maxRssBytes: number }
   | { t: 'oom'; rssBytes: number; maxRssBytes: number }
   /** Nested invocation from the handler via context.invoker; callIds are per instance. */
-  | { t: 'invoke-req'; callId: number; functionName: string; payload: Buffer | Uint8Array };
+  | { t: 'invoke-req'; callId: number; functionName: string; payload: Buffer | Uint8Array; gang?: { id: number; size: number } };
 
 const send = (msg: RunnerMessage): Promise<void> =>
   new Promise((resolve) => {
@@ -85,9 +85,15 @@ class RelayInvoker implements Invoker {
   constructor(maxPayloadBytes: number | undefined) {
     this.#maxPayloadBytes = maxPayloadBytes;
     this.invoke = this.invoke.bind(this); // usable detached: `const { invoke } = context.invoker`
+    this.invokeGang = this.invokeGang.bind(this);
   }
 
-  invoke(functionName: string, payload: Buffer | Uint8Array): Promise<InvokeResult> {
+  invokeGang(functionName: string, payloads: Buffer[]): Promise<InvokeResult>[] {
+    const gang = { id: this.#seq + 1, size: payloads.length };
+    return payloads.map((p) => this.invoke(functionName, p, gang));
+  }
+
+  invoke(functionName: string, payload: Buffer | Uint8Array, gang?: { id: number; size: number }): Promise<InvokeResult> {
     const site: { stack?: string } = {};
     Error.captureStackTrace(site, RelayInvoker.prototype.invoke);
     if (typeof functionName !== 'string') {
@@ -108,7 +114,7 @@ class RelayInvoker implements Invoker {
     const callId = ++this.#seq;
     return new Promise<InvokeResult>((resolve, reject) => {
       this.#pending.set(callId, { functionName, resolve, reject, site });
-      const msg: RunnerMessage = { t: 'invoke-req', callId, functionName, payload };
+      const msg: RunnerMessage = { t: 'invoke-req', callId, functionName, payload, ...(gang ? { gang } : {}) };
       const failed = (err: unknown) => {
         if (!this.#pending.delete(callId)) return;
         reject(new InvokeError(`cannot invoke ${functionName}: ${err instanceof Error ? err.message : String(err)}`, { functionName, cause: err }));

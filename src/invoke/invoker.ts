@@ -7,6 +7,13 @@
 export interface Invoker {
   /** Invoke `functionName` with `payload` and wait for its response. */
   invoke(functionName: string, payload: Buffer): Promise<InvokeResult>;
+  /**
+   * Invoke `functionName` once per payload, all at once: the calls start together when that
+   * many instances are free, or wait together (gang scheduling, for workers that wait for each
+   * other). Optional: where the platform throttles rather than queues (FC), plain concurrent
+   * invokes cannot deadlock, so callers fall back to them.
+   */
+  invokeGang?(functionName: string, payloads: Buffer[]): Promise<InvokeResult>[];
   /** Release resources (kill local instances, close connections). */
   close?(): Promise<void>;
 }

@@ -105,6 +105,8 @@ interface Call {
   resolve: (r: InvokeResult) => void;
   reject: (e: Error) => void;
   settled: boolean;
+  /** Calls queued together that start only when all of them can (invokeGang). */
+  gang?: { size: number; started: boolean };
 }
 
 interface Instance {
@@ -157,6 +159,7 @@ function tsxLoader(): string {
 }
 
 const isTs = (p: string) => /\.[cm]?tsx?$/.test(p);
+const toBuf = (p: Buffer | Uint8Array): Buffer => (Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength));
 
 export class ProcessPoolInvoker implements Invoker {
   private readonly fns = new Map<string, FunctionState>();
@@ -164,6 +167,7 @@ export class ProcessPoolInvoker implements Invoker {
   private readonly logs: 'forward' | 'silent';
   private closed = false;
   private callSeq = 0;
+  private readonly gangs = new Map<string, { callId: number; payload: Buffer }[]>();
 
   constructor(options: ProcessPoolOptions) {
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
@@ -206,6 +210,22 @@ export class ProcessPoolInvoker implements Invoker {
       fn.queue.push({ requestId: randomUUID(), payload: body, resolve, reject, settled: false });
       this.pump(fn);
     });
+  }
+
+  invokeGang(functionName: string, payloads: Buffer[]): Promise<InvokeResult>[] {
+    const fn = this.fns.get(functionName);
+    if (fn && payloads.length > fn.config.maxInstances) {
+      const err = new InvokeError(`${functionName}: ${payloads.length} calls must run at once but maxInstances is ${fn.config.maxInstances}`, { functionName });
+      return payloads.map(() => Promise.reject(err));
+    }
+    if (!fn || this.closed || payloads.length <= 1) return payloads.map((p) => this.invoke(functionName, p));
+    const gang = { size: payloads.length, started: false };
+    // Queued contiguously and synchronously: pump() sees the whole gang at the head at once.
+    const calls = payloads.map((payload) => new Promise<InvokeResult>((resolve, reject) => {
+      fn.queue.push({ requestId: randomUUID(), payload, resolve, reject, settled: false, gang });
+    }));
+    this.pump(fn);
+    return calls;
   }
 
   /**
@@ -265,6 +285,12 @@ export class ProcessPoolInvoker implements Invoker {
 
   private pump(fn: FunctionState): void {
     while (fn.queue.length > 0 && !this.closed) {
+      const gang = fn.queue[0].gang;
+      if (gang && !gang.started) {
+        const free = fn.instances.filter((i) => i.state === 'idle').length + fn.config.maxInstances - fn.instances.length;
+        if (free < gang.size) break;
+        gang.started = true;
+      }
       const idle = fn.instances.find((i) => i.state === 'idle');
       if (idle) {
         this.dispatch(fn, idle, fn.queue.shift()!);
@@ -509,6 +535,20 @@ export class ProcessPoolInvoker implements Invoker {
   private relay(fn: FunctionState, inst: Instance, msg: Extract<RunnerMessage, { t: 'invoke-req' }>): void {
     const { callId } = msg;
     fn.counters.nestedCalls++;
+    const answer = (call: Promise<InvokeResult>, id: number) => call.then(
+      (result) => this.reply(fn, inst, { t: 'invoke-res', callId: id, result }),
+      (err: unknown) => this.reply(fn, inst, { t: 'invoke-res', callId: id, error: serializeInvokeError(err) }),
+    );
+    if (msg.gang && typeof msg.functionName === 'string') {
+      // Members arrive as consecutive messages; the gang is queued once all are here.
+      const key = `${inst.id}:${msg.gang.id}`;
+      const members = this.gangs.get(key) ?? [];
+      members.push({ callId, payload: toBuf(msg.payload) });
+      if (members.length < msg.gang.size) { this.gangs.set(key, members); return; }
+      this.gangs.delete(key);
+      this.invokeGang(msg.functionName, members.map((m) => m.payload)).forEach((c, i) => answer(c, members[i].callId));
+      return;
+    }
     let call: Promise<InvokeResult>;
     try {
       call = typeof msg.functionName === 'string'
@@ -517,10 +557,7 @@ export class ProcessPoolInvoker implements Invoker {
     } catch (err) {
       call = Promise.reject(err);
     }
-    call.then(
-      (result) => this.reply(fn, inst, { t: 'invoke-res', callId, result }),
-      (err: unknown) => this.reply(fn, inst, { t: 'invoke-res', callId, error: serializeInvokeError(err) }),
-    );
+    void answer(call, callId);
   }
 
   /** Send a nested invocation's reply, or drop it if the caller has died meanwhile. Never throws. */

@@ -1,13 +1,14 @@
 import type { IrNode } from '../graph/ir.ts';
+import { numel } from '../graph/shapes.ts';
 import { tensorByteSize } from '../onnx/model-io.ts';
 import { estimateCost } from '../serve/cost.ts';
-import { predictGroup, type CostProfile, type PredictOptions, type TileWork } from '../cost/model.ts';
+import { predictGroup, predictPlan, vcpuSpeed, type CostProfile, type Prediction, type PredictOptions, type TileWork } from '../cost/model.ts';
 import { articulationPoints } from './stages.ts';
-import { analyzeModel, planModel, spatialInputsOf, stageIO, type Grid, type PlannedModel } from './plan.ts';
-import { predictPlan } from '../cost/model.ts';
+import { analyzeModel, DEFAULT_MAX_WORKERS, planModel, spatialInputsOf, stageIO, type Grid, type PlannedModel } from './plan.ts';
 import { planSchema } from '../plan/schema.ts';
 import { tileGroup } from './tiles.ts';
-import { PlanSpecError } from './errors.ts';
+import type { CutCosts } from './cuts.ts';
+import { GridTooLargeError, PlanSpecError } from './errors.ts';
 
 export interface AutoOptions {
   objective: 'latency' | 'cost';
@@ -15,21 +16,44 @@ export interface AutoOptions {
   /** Worker resources: vCPU, and memory (MB) that every worker's predicted peak must fit in. */
   vcpu: number;
   workerMemoryMb: number;
-  /** Parallel worker instances (local: the pool size; FC: effectively unbounded). */
+  /** Parallel worker instances (local: the pool size; FC: the function's instance limit). */
   concurrency: number;
   batch: number;
   /** Latency bound for `cost` (ms). */
   sloMs?: number;
   maxTilesPerGroup?: number;
+  /** The worker function's maximum instances: the widest co-scheduled chain (capped by `concurrency`). Default 100, FC's usual quota. */
+  maxWorkers?: number;
 }
 
-export interface AutoChoice {
+/** One plan the automatic planner priced, or why it was dropped. */
+export interface AutoCandidate {
+  /** `RxC`: that grid for every group, cuts where exchanging beats recomputing; `mixed`: the per-group DP. */
+  label: string;
+  grids: Grid[];
+  tiles?: number;
+  chains?: number;
+  latencyMs?: number;
+  computeUnits?: number;
+  workerPeakMb?: number;
+  skipped?: string;
+}
+
+/** What the mixed-grid DP chose: cut tensors and one grid per group. */
+export interface MixedChoice {
   cuts: string[];
   grids: Grid[];
   /** Predicted latency and compute units of the tiled part, as the search saw them. */
   searchLatencyMs: number;
   searchComputeUnits: number;
+  /** Group/grid pairs the DP priced. */
   evaluated: number;
+}
+
+export interface AutoChoice extends MixedChoice {
+  /** The chosen candidate's label (see AutoCandidate); `cuts` is empty unless it is `mixed`. */
+  label: string;
+  candidates: AutoCandidate[];
 }
 
 const GRID_STEPS = [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64];
@@ -43,10 +67,15 @@ interface Option { grid: Grid; latencyMs: number; cu: number; peakMb: number }
  * prediction (latency, or compute units + lambda * latency for `cost`, with lambda searched so
  * the plan meets the SLO). Grids whose worker peak memory exceeds the limit are infeasible.
  */
-export function chooseAutoPlan(modelBytes: Uint8Array, inputShape: number[], o: AutoOptions): AutoChoice {
+export function chooseAutoPlan(modelBytes: Uint8Array, inputShape: number[], o: AutoOptions): MixedChoice {
+  return mixedSearch(modelBytes, inputShape, o)(o.sloMs);
+}
+
+/** chooseAutoPlan's segment tables, priced once; the returned search solves them for an SLO. */
+function mixedSearch(modelBytes: Uint8Array, inputShape: number[], o: AutoOptions): (sloMs?: number) => MixedChoice {
   const { graph, info, cls, runs } = analyzeModel(modelBytes, inputShape);
   const scale = o.batch / inputShape[0];
-  const predictOpts: PredictOptions = { profile: o.profile, vcpu: o.vcpu, memoryMb: o.workerMemoryMb, batch: o.batch, concurrency: o.concurrency };
+  const predictOpts: PredictOptions = { profile: o.profile, vcpu: o.vcpu, memoryMb: o.workerMemoryMb, batch: o.batch, concurrency: Math.min(o.concurrency, o.maxWorkers ?? DEFAULT_MAX_WORKERS) };
   const maxTiles = o.maxTilesPerGroup ?? 256;
   const tiled = new Set<string>();
   for (const n of graph.nodes) if (cls.local.has(n)) for (const x of n.inputs) if (graph.constants.has(x)) tiled.add(x);
@@ -146,50 +175,163 @@ export function chooseAutoPlan(modelBytes: Uint8Array, inputShape: number[], o: 
     return { cuts, grids, latency, cu };
   };
 
-  let chosen = solve(0);
-  if (o.objective === 'cost') {
-    const slo = o.sloMs ?? Infinity;
-    if (chosen.latency > slo) {
-      // Raise the price of latency until the cheapest plan meets the SLO.
-      let lo = 0;
-      let hi = 1e-6;
-      while (solve(hi).latency > slo && hi < 1e6) hi *= 4;
-      if (solve(hi).latency > slo) throw new PlanSpecError(`no plan meets --slo-ms ${slo}: the fastest predicted is ${solve(hi).latency.toFixed(0)} ms for the tiled part`);
-      for (let k = 0; k < 30; k++) {
-        const mid = (lo + hi) / 2;
-        if (solve(mid).latency > slo) lo = mid; else hi = mid;
+  return (sloMs) => {
+    let chosen = solve(0);
+    if (o.objective === 'cost') {
+      const slo = sloMs ?? Infinity;
+      if (chosen.latency > slo) {
+        // Raise the price of latency until the cheapest plan meets the SLO.
+        let lo = 0;
+        let hi = 1e-6;
+        while (solve(hi).latency > slo && hi < 1e6) hi *= 4;
+        if (solve(hi).latency > slo) throw new PlanSpecError(`no plan meets --slo-ms ${slo}: the fastest predicted is ${solve(hi).latency.toFixed(0)} ms for the tiled part`);
+        for (let k = 0; k < 30; k++) {
+          const mid = (lo + hi) / 2;
+          if (solve(mid).latency > slo) lo = mid; else hi = mid;
+        }
+        chosen = solve(hi);
       }
-      chosen = solve(hi);
     }
-  }
-  return { cuts: chosen.cuts, grids: chosen.grids, searchLatencyMs: chosen.latency, searchComputeUnits: chosen.cu, evaluated };
+    return { cuts: chosen.cuts, grids: chosen.grids, searchLatencyMs: chosen.latency, searchComputeUnits: chosen.cu, evaluated };
+  };
+}
+
+/** Prices for choosing a chain's cuts (chooseCuts), from the profile the plan is made for. */
+export function cutCostsFor(profile: CostProfile, vcpu: number): CutCosts {
+  // A round is a bundle written and then read, plus the first poll on a store without waits.
+  return { gflops: vcpuSpeed(profile, vcpu), roundMs: 2 * profile.storeLatencyMs + profile.pollIntervalMs, mbps: profile.storeBandwidthMBps, groupMs: 1 };
 }
 
 /**
- * `--grid auto`: searches cuts and grids, builds the plan, and records the cost model's
- * prediction for it (whole request: master segments, input and output included).
+ * Grids to try as one grid for the whole model: the GRID_STEPS rows shaped to the aspect of
+ * the smallest map every plan must tile (a tileable run's own outputs, whatever its cuts),
+ * within `maxTiles`, each with a lower bound of its worker peak (weights, and the widest op's
+ * activations spread evenly over the tiles: halos only add to it).
+ */
+function uniformGrids(modelBytes: Uint8Array, inputShape: number[], o: AutoOptions, maxTiles: number): { grids: { grid: Grid; minPeakMb: number }[]; weightsPeakMb: number } {
+  const { graph, info, cls, runs } = analyzeModel(modelBytes, inputShape);
+  const scale = o.batch / inputShape[0];
+  let [H, W] = [inputShape[2], inputShape[3]];
+  for (const run of runs) {
+    if (run.kind !== 'group') continue;
+    for (const t of stageIO(graph, run.nodes).outputs) {
+      const s = info.shapes.get(t)!;
+      if (s[2] * s[3] < H * W) [H, W] = [s[2], s[3]];
+    }
+  }
+  const weights = new Set<string>();
+  let widest = 0;
+  for (const n of graph.nodes) {
+    const op = cls.local.get(n);
+    if (!op) continue;
+    for (const x of n.inputs) if (graph.constants.has(x)) weights.add(x);
+    const bytes = (numel(info.shapes.get(n.outputs[0])!) + op.spatialInputs.reduce((a, i) => a + numel(info.shapes.get(n.inputs[i])!), 0)) * 4;
+    widest = Math.max(widest, bytes);
+  }
+  const weightBytes = [...weights].reduce((a, w) => a + tensorByteSize(graph.constants.get(w)!), 0);
+  const p = o.profile;
+  const grids = new Map<string, { grid: Grid; minPeakMb: number }>();
+  for (const r of GRID_STEPS) {
+    if (r > H) break;
+    const c = Math.max(1, Math.min(W, Math.round((r * W) / H)));
+    if (r * c > maxTiles) continue;
+    const minPeakMb = p.baseRssMb + (weightBytes * p.weightRssFactor + ((widest * scale) / (r * c)) * p.activationRssFactor) / 1048576;
+    grids.set(`${r}x${c}`, { grid: { rows: r, cols: c }, minPeakMb });
+  }
+  return { grids: [...grids.values()], weightsPeakMb: p.baseRssMb + (weightBytes * p.weightRssFactor) / 1048576 };
+}
+
+/**
+ * `--grid auto`: prices whole plans with the cost model and keeps the best. Candidates: every
+ * uniform grid within `maxWorkers` (one chain per run of groups, cut where an exchange round
+ * beats recomputing halos), and the per-group DP's mixed grids (chooseAutoPlan). Plans whose
+ * predicted worker peak exceeds the memory limit are dropped; `latency` takes the fastest
+ * (then the cheapest), `cost` the cheapest that meets the SLO. The plan records the prediction
+ * (whole request: chains, master stages, input and output).
  */
 export function planModelAuto(modelBytes: Uint8Array, inputShape: number[], o: AutoOptions, name = 'model'): PlannedModel & { choice: AutoChoice } {
-  const build = (opts: AutoOptions) => {
-    const choice = chooseAutoPlan(modelBytes, inputShape, opts);
-    const planned = planModel(modelBytes, { inputShape, grid: choice.grids, cuts: { tensors: choice.cuts }, name });
-    const p = predictPlan(planned.plan, { profile: o.profile, vcpu: o.vcpu, memoryMb: o.workerMemoryMb, batch: o.batch, concurrency: o.concurrency });
-    return { choice, planned, p };
+  // A co-scheduled chain needs all its workers running at once: no wider than the instances
+  // that can run (the local pool's size), nor than the function's limit; and no group, chained
+  // or not, runs on more instances than that.
+  const maxWorkers = Math.max(1, Math.min(o.maxWorkers ?? DEFAULT_MAX_WORKERS, Math.floor(o.concurrency)));
+  const opts: AutoOptions = { ...o, maxWorkers, concurrency: maxWorkers };
+  const predictOpts: PredictOptions = { profile: o.profile, vcpu: o.vcpu, memoryMb: o.workerMemoryMb, batch: o.batch, concurrency: opts.concurrency, maxWorkers };
+  const slo = o.objective === 'cost' ? (o.sloMs ?? Infinity) : Infinity;
+  const candidates: AutoCandidate[] = [];
+  type Priced = { planned: PlannedModel; p: Prediction; cand: AutoCandidate; mixed?: MixedChoice };
+  let best: Priced | undefined;
+  let fastest: AutoCandidate | undefined;
+  const better = (a: Priced, b: Priced | undefined) => !b || (o.objective === 'latency'
+    ? a.p.latencyMs < b.p.latencyMs || (a.p.latencyMs === b.p.latencyMs && a.p.billed.computeUnits < b.p.billed.computeUnits)
+    : a.p.billed.computeUnits < b.p.billed.computeUnits || (a.p.billed.computeUnits === b.p.billed.computeUnits && a.p.latencyMs < b.p.latencyMs));
+  const consider = (planned: PlannedModel, label: string, mixed?: MixedChoice): Prediction => {
+    const p = predictPlan(planned.plan, predictOpts);
+    const groups = planned.plan.stages.flatMap((s) => (s.kind === 'group' ? [s.grid] : []));
+    const cand: AutoCandidate = {
+      label, grids: groups, tiles: planned.plan.summary.tiles, chains: planned.plan.chains.length,
+      latencyMs: p.latencyMs, computeUnits: p.billed.computeUnits, workerPeakMb: p.workerPeakMb,
+    };
+    candidates.push(cand);
+    if (p.workerPeakMb > o.workerMemoryMb) { cand.skipped = `worker peak ${p.workerPeakMb.toFixed(0)} MB > ${o.workerMemoryMb} MB`; return p; }
+    if (!fastest || p.latencyMs < fastest.latencyMs!) fastest = cand;
+    if (p.latencyMs > slo) { cand.skipped = `${p.latencyMs.toFixed(0)} ms > --slo-ms ${slo}`; return p; }
+    const priced = { planned, p, cand, mixed };
+    if (better(priced, best)) best = priced;
+    return p;
   };
-  let r = build(o);
-  // The search prices the tiled groups only; the SLO covers the whole request, so the fixed
-  // part (master segments, input and output, request overhead) comes off the search's budget.
-  for (let k = 0; k < 3 && o.objective === 'cost' && o.sloMs && r.p.latencyMs > o.sloMs; k++) {
-    const fixed = r.p.latencyMs - r.choice.searchLatencyMs;
-    const budget = o.sloMs - fixed - k * 0.02 * o.sloMs;
-    if (budget <= 0) throw new PlanSpecError(`no plan meets --slo-ms ${o.sloMs}: the request's fixed part alone is predicted at ${fixed.toFixed(0)} ms`);
-    r = build({ ...o, sloMs: budget });
+
+  const maxTiles = Math.min(maxWorkers, o.maxTilesPerGroup ?? 256);
+  const cutCosts = cutCostsFor(o.profile, o.vcpu);
+  const uniform = uniformGrids(modelBytes, inputShape, o, maxTiles);
+  // Every worker holds all the tiled weights (its sessions): no grid can go below that.
+  if (uniform.weightsPeakMb > o.workerMemoryMb) throw new PlanSpecError(`no plan keeps every worker within ${o.workerMemoryMb} MB: the runtime and the weights alone take ${uniform.weightsPeakMb.toFixed(0)} MB; raise --worker-memory-mb`);
+  for (const { grid, minPeakMb } of uniform.grids) {
+    const label = `${grid.rows}x${grid.cols}`;
+    if (minPeakMb > o.workerMemoryMb) { candidates.push({ label, grids: [grid], skipped: `worker peak at least ${minPeakMb.toFixed(0)} MB > ${o.workerMemoryMb} MB` }); continue; }
+    let planned;
+    try {
+      planned = planModel(modelBytes, { inputShape, grid, cuts: 'exchange', cutCosts, maxWorkers, name });
+    } catch (e) {
+      if (!(e instanceof GridTooLargeError)) throw e;
+      candidates.push({ label, grids: [grid], skipped: 'larger than a feature map' });
+      continue;
+    }
+    consider(planned, label);
   }
-  const { choice, planned, p } = r;
+
+  // The DP prices the tiled groups only; the SLO covers the whole request, so the fixed part
+  // (master stages, input and output, request overhead) comes off the DP's budget.
+  try {
+    const search = mixedSearch(modelBytes, inputShape, opts);
+    let budget = opts.sloMs;
+    for (let k = 0; ; k++) {
+      const mixed = search(budget);
+      const planned = planModel(modelBytes, { inputShape, grid: mixed.grids, cuts: { tensors: mixed.cuts }, maxWorkers, name });
+      const p = consider(planned, 'mixed', mixed);
+      if (o.objective !== 'cost' || !o.sloMs || p.latencyMs <= o.sloMs || k >= 3) break;
+      const fixed = p.latencyMs - mixed.searchLatencyMs;
+      budget = o.sloMs - fixed - k * 0.02 * o.sloMs;
+      if (budget <= 0) break;
+    }
+  } catch (e) {
+    if (!(e instanceof PlanSpecError)) throw e;
+    candidates.push({ label: 'mixed', grids: [], skipped: e.message });
+  }
+
+  if (!best) {
+    if (fastest) throw new PlanSpecError(`no plan meets --slo-ms ${o.sloMs}: the fastest predicted is ${fastest.latencyMs!.toFixed(0)} ms (${fastest.label}, ${fastest.tiles} tiles)`);
+    throw new PlanSpecError(`no plan keeps every worker within ${o.workerMemoryMb} MB (smallest predicted peak ${Math.min(...candidates.map((c) => c.workerPeakMb ?? Infinity)).toFixed(0)} MB); raise --worker-memory-mb`);
+  }
+  const { planned, p, cand, mixed } = best as Priced;
+  const choice: AutoChoice = {
+    label: cand.label, cuts: mixed?.cuts ?? [], grids: cand.grids,
+    searchLatencyMs: mixed?.searchLatencyMs ?? p.latencyMs, searchComputeUnits: mixed?.searchComputeUnits ?? p.billed.computeUnits,
+    evaluated: mixed?.evaluated ?? 0, candidates,
+  };
   const plan = planSchema.parse({
     ...planned.plan,
     prediction: {
-      profile: o.profile.name, objective: o.objective, vcpu: o.vcpu, workerMemoryMb: o.workerMemoryMb, concurrency: o.concurrency, batch: o.batch,
+      profile: o.profile.name, objective: o.objective, vcpu: o.vcpu, workerMemoryMb: o.workerMemoryMb, concurrency: opts.concurrency, batch: o.batch,
       ...(o.sloMs ? { sloMs: o.sloMs } : {}),
       latencyMs: +p.latencyMs.toFixed(2), workerPeakMb: +p.workerPeakMb.toFixed(1), invocations: p.invocations, storeRequests: p.storeRequests,
       storeBytes: Math.round(p.storeBytes), computeUnits: +p.billed.computeUnits.toFixed(4), usdPer1000: +(p.billed.usd * 1000).toFixed(6),

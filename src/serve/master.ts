@@ -168,11 +168,14 @@ async function runChain(chain: Chain, task: MasterTask, deps: MasterDeps): Promi
   }
   const workers = Array.from({ length: chain.workers }, (_, w) => w);
   const abort = () => deps.store.put(requestKeys.abort(rid), Buffer.from('abort'));
+  const payload = (w: number) => Buffer.from(JSON.stringify(workerTaskSchema.parse({ ...task, chain: chain.id, worker: w } satisfies WorkerTask)));
+  // Workers that wait for each other start together (a queue that let half of them in would
+  // deadlock under concurrent requests); where the platform throttles instead, plain invokes.
+  const gang = together && deps.invoker.invokeGang ? deps.invoker.invokeGang(deps.workerFunction, workers.map(payload)) : undefined;
   await boundedAll(workers, together ? chain.workers : deps.concurrency, async (w) => {
-    const wt: WorkerTask = workerTaskSchema.parse({ ...task, chain: chain.id, worker: w });
     let res: InvokeResult;
     try {
-      res = await deps.invoker.invoke(deps.workerFunction, Buffer.from(JSON.stringify(wt)));
+      res = await (gang ? gang[w] : deps.invoker.invoke(deps.workerFunction, payload(w)));
     } catch (e) {
       const msg = e instanceof FunctionError ? `${e.errorType}: ${e.errorMessage}` : e instanceof InvokeError ? e.message : (e as Error).message;
       throw new WorkerFailedError(`worker failed: ${msg}`, { stage: chain.stages[0], tile: w, chain: chain.id, requestId: rid, cause: e });

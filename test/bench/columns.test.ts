@@ -9,21 +9,22 @@ import { paperRowFor } from '../../src/bench/paper.ts';
 import { buildSweep, crossResources, FULL, QUICK, sweepFromFlags, SweepError } from '../../src/bench/sweep.ts';
 import { cpuShape } from '../../src/bench/emulation.ts';
 
-const stage = (id: number, kind: 'group' | 'master', ms: number, maxWorkerMs = 0, extra: Partial<StageCost> = {}): StageCost => ({
-  id, kind, ms, invocations: kind === 'group' ? 4 : 0, coldStarts: 0, maxColdStartMs: 0, maxWorkerMs, maxWorkerComputeMs: maxWorkerMs / 2,
+const stage = (id: number, kind: 'chain' | 'master', ms: number, maxWorkerMs = 0, extra: Partial<StageCost> = {}): StageCost => ({
+  id, kind, stages: [id], ms, invocations: kind === 'chain' ? 4 : 0, coldStarts: 0, maxColdStartMs: 0, maxWorkerMs, maxWorkerComputeMs: maxWorkerMs / 2,
   peakWorkerRssMb: 300, bytesRead: 1000, bytesWritten: 1000, storeRequests: 10, ...extra,
 });
 
 /** A request with group stages whose slowest workers take `workers` ms, and a master stage. */
 function cost(total: number, workers: number[], o: { rss?: number; cu?: number; cold?: number } = {}): RequestCost {
-  const stages = [...workers.map((w, i) => stage(i, 'group', w + 10, w)), stage(workers.length, 'master', 5)];
+  const stages = [...workers.map((w, i) => stage(i, 'chain', w + 10, w)), stage(workers.length, 'master', 5)];
   const calls = [{ function: 'h', durationMs: total }, { function: 'm', durationMs: total - 5 }, ...workers.flatMap((w) => Array(4).fill({ function: 'w', durationMs: w }))];
   const billed = estimateCost(calls, { h: { vcpu: 0.5, memoryMb: 1024 }, m: { vcpu: 1.5, memoryMb: 4096 }, w: { vcpu: 1, memoryMb: 2048 } });
   if (o.cu !== undefined) billed.computeUnits = o.cu;
   return {
     requestId: 'r', ms: { total, storeInput: 2, master: total - 4, fetchOutput: 2, masterLoadPlan: 0.1 }, stages,
     invocations: { master: 1, worker: workers.length * 4, coldStarts: o.cold ?? 0 },
-    store: { requests: 100, bytesRead: 3 * 1048576, bytesWritten: 1048576 }, peakWorkerRssMb: o.rss ?? 300, billed,
+    store: { requests: 100, bytesRead: 3 * 1048576, bytesWritten: 1048576 },
+    workerTime: { computeMs: 100, exchangeMs: 10, waitMs: 5, exchangeShare: 0.13 }, peakWorkerRssMb: o.rss ?? 300, billed,
   };
 }
 

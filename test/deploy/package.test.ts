@@ -8,23 +8,19 @@ import { promisify } from 'node:util';
 import { loadConfig } from '../../src/config.ts';
 import { packageFunctions, formatReport, type PackageReport } from '../../src/deploy/package.ts';
 import { extractZip, listFiles } from '../../src/deploy/zip.ts';
-import { runTile } from '../../src/exec/tile.ts';
 import { buildModel } from '../../src/models/index.ts';
 import type { GroupStage, Plan } from '../../src/plan/schema.ts';
 import { planModel } from '../../src/planner/plan.ts';
 import { ArtifactCache, publishPlan } from '../../src/serve/artifacts.ts';
 import { makeStore } from '../../src/serve/deps.ts';
-import { buildExchange, exchangeTileKey } from '../../src/serve/exchange.ts';
+import { buildRoutes, INPUT, tileSource } from '../../src/serve/bundles.ts';
 import { requestKeys } from '../../src/serve/keys.ts';
-import { decodeTensor } from '../../src/serve/tile-codec.ts';
-import { readRegion, writePieces, type WorkerReport } from '../../src/serve/worker.ts';
+import { bundleBody, runWorkerTask, workerReportSchema } from '../../src/serve/worker.ts';
 import type { ObjectStore } from '../../src/store/object-store.ts';
 import { OssStore } from '../../src/store/oss-store.ts';
 import { staticCredentials } from '../../src/cloud/credentials.ts';
 import { startOssServer } from '../../src/emulators/oss-server.ts';
-import { cropRegion } from '../../src/tensor/nchw.ts';
 import { randomTensor } from '../../src/tensor/random.ts';
-import type { FloatTensor } from '../../src/runtime/ort.ts';
 
 const execFileP = promisify(execFile);
 
@@ -123,66 +119,55 @@ describe('npm run package: the FC code package', () => {
     for (const [name, type] of out.runtime) assert.notEqual(type, 'undefined', name);
   });
 
-  // One tile of ResNet-18 at 64x64, 2x2: the last tile of the first group (a border tile with halo).
+  // One worker of ResNet-18 at 64x64, 2x2, planned for one worker at a time so each chain is a
+  // single group: the last tile of the first group (a border tile with halo), whose strips
+  // go into its bundle.
   const modelBytes = buildModel('resnet18');
-  const { plan } = planModel(modelBytes, { inputShape: [1, 3, 64, 64], grid: { rows: 2, cols: 2 }, name: 'resnet18' });
-  const stage = plan.stages.find((s) => s.kind === 'group') as GroupStage;
+  const { plan } = planModel(modelBytes, { inputShape: [1, 3, 64, 64], grid: { rows: 2, cols: 2 }, name: 'resnet18', maxWorkers: 1 });
+  const routes = buildRoutes(plan as Plan);
+  const chain = routes.chains[0];
+  const stage = plan.stages.find((s) => s.id === chain.stages[0]) as GroupStage;
   const tile = stage.tiles[stage.tiles.length - 1];
-  const exchange = buildExchange(plan as Plan);
-  const key = exchangeTileKey(stage.id, tile.index);
   const x = randomTensor(plan.input.shape, 7);
-  let expected: Map<string, FloatTensor> | undefined;
+  let expected: Buffer | undefined;
 
-  /** Publishes the plan and writes the tile's input pieces, as the master would; returns the task. */
+  /** Publishes the plan and writes the input bundle, as the handler would; returns the task. */
   async function prepareTile(store: ObjectStore, rid: string) {
     const { planKey } = await publishPlan(store, modelBytes, plan, 'resnet18-64-2x2');
-    assert.ok(stage.inputs.every((i) => i.name === plan.input.name), 'the first group reads the request input only');
-    const inPieces = (exchange.masterWrites.get(plan.input.name) ?? []).filter((w) => w.to.stage === stage.id);
-    await writePieces(store, rid, x, { y0: 0, y1: x.dims[2], x0: 0, x1: x.dims[3] }, inPieces);
-    return { requestId: rid, planKey, stage: stage.id, tile: tile.index };
+    assert.equal(chain.stages.length, 1, 'a single-group chain: the worker waits for no one');
+    const whole = { y0: 0, y1: x.dims[2], x0: 0, x1: x.dims[3] };
+    await store.put(requestKeys.bundle(rid, INPUT), bundleBody(routes.bundles.get(INPUT)!, () => ({ t: x, region: whole })));
+    return { requestId: rid, planKey, maxWorkers: 1, batch: 1, deadline: Date.now() + 60_000, chain: chain.id, worker: tile.index };
   }
 
-  /** The tile's output pieces computed in-process with runTile, keyed by piece key suffix. */
-  async function reference(store: ObjectStore, rid: string): Promise<Map<string, FloatTensor>> {
-    const cache = new ArtifactCache(store, { threads: 1 });
-    const { session } = await cache.getSession(stage.subModel.sha256);
-    const spatial: Record<string, FloatTensor> = {};
-    for (const r of exchange.reads.get(key)!) spatial[r.tensor] = await readRegion(store, rid, r.region, r.pieces);
-    const ref = await runTile(session, stage, tile, spatial, {});
-    await session.release();
-    const out = new Map<string, FloatTensor>();
-    for (const p of exchange.writes.get(key) ?? []) {
-      const have = tile.outputs.find((o) => o.tensor === p.tensor)!.region;
-      out.set(requestKeys.piece('R', p.from, p.outputIndex, p.to), cropRegion(ref[p.tensor], { y0: p.region.y0 - have.y0, y1: p.region.y1 - have.y0, x0: p.region.x0 - have.x0, x1: p.region.x1 - have.x0 }));
-    }
-    return out;
+  /** The tile's bundle computed in-process by the same worker code (tsx, not the bundle). */
+  async function reference(store: ObjectStore, rid: string): Promise<Buffer> {
+    const task = await prepareTile(store, `${rid}-ref`);
+    await runWorkerTask(task, { store, cache: new ArtifactCache(store, { threads: 1 }) });
+    return store.get(requestKeys.bundle(task.requestId, tileSource(stage.id, tile.index)));
   }
 
-  async function expectPieces(store: ObjectStore, rid: string, want: Map<string, FloatTensor>) {
-    const writes = exchange.writes.get(key) ?? [];
-    assert.ok(writes.length > 0);
-    assert.equal(writes.length, want.size);
-    for (const p of writes) {
-      const k = requestKeys.piece(rid, p.from, p.outputIndex, p.to);
-      const exp = want.get(requestKeys.piece('R', p.from, p.outputIndex, p.to))!;
-      const got = decodeTensor(await store.get(k), k).tensor;
-      assert.deepEqual(got.dims, exp.dims, k);
-      let maxDiff = 0;
-      for (let i = 0; i < got.data.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got.data[i] - exp.data[i]));
-      assert.ok(maxDiff <= 1e-6, `${k}: max |diff| ${maxDiff}`);
-    }
+  async function expectBundle(store: ObjectStore, rid: string, want: Buffer) {
+    const got = await store.get(requestKeys.bundle(rid, tileSource(stage.id, tile.index)));
+    assert.equal(got.length, want.length);
+    const a = new Float32Array(got.buffer.slice(got.byteOffset, got.byteOffset + got.length));
+    const b = new Float32Array(want.buffer.slice(want.byteOffset, want.byteOffset + want.length));
+    let maxDiff = 0;
+    // Word 0 of each segment is its CRC; float words compare within rounding.
+    for (let i = 0; i < a.length; i++) if (Number.isFinite(a[i]) && Number.isFinite(b[i])) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+    assert.ok(maxDiff <= 1e-6, `bundle max |diff| ${maxDiff}`);
   }
 
   it('the bundled worker runs a real tile (fs store) and writes the same pieces as runTile in-process', async () => {
     const store = makeStore(loadConfig({ STORE: 'fs', DATA_DIR: dataDir }));
     const task = await prepareTile(store, 'pkgtest-fs');
     const out = await runChild({ mode: 'worker', task });
-    const rep = out.report as WorkerReport;
-    assert.equal(rep.stage, stage.id);
-    assert.equal(rep.tile, tile.index);
-    assert.equal(rep.sessionCached, false);
+    const rep = workerReportSchema.parse(out.report);
+    assert.equal(rep.chain, chain.id);
+    assert.equal(rep.worker, tile.index);
+    assert.equal(rep.sessionsLoaded, 1);
     expected = await reference(store, task.requestId);
-    await expectPieces(store, task.requestId, expected);
+    await expectBundle(store, task.requestId, expected);
   });
 
   it('the bundled worker reaches OSS through the shipped ali-oss (loopback OSS server)', async () => {
@@ -195,9 +180,9 @@ describe('npm run package: the FC code package', () => {
         STORE: 'oss', OSS_BUCKET: oss.bucket, OSS_ENDPOINT: oss.endpoint,
         ALIBABA_CLOUD_ACCESS_KEY_ID: cred.accessKeyId, ALIBABA_CLOUD_ACCESS_KEY_SECRET: cred.accessKeySecret,
       });
-      assert.equal((out.report as WorkerReport).tile, tile.index);
+      assert.equal(workerReportSchema.parse(out.report).worker, tile.index);
       assert.ok((oss.stats().operations.GetObject ?? 0) > 0);
-      await expectPieces(store, task.requestId, expected ?? await reference(store, task.requestId));
+      await expectBundle(store, task.requestId, expected ?? await reference(store, task.requestId));
     } finally {
       await oss.close();
     }

@@ -9,6 +9,10 @@ import { runWorkerTask, workerTaskSchema } from '../../src/serve/worker.ts';
 import { runRequest, type RequestResult } from '../../src/serve/backend.ts';
 import type { Plan } from '../../src/plan/schema.ts';
 import type { FloatTensor } from '../../src/runtime/ort.ts';
+import type { Notifier } from '../../src/exchange/exchange.ts';
+
+/** One worker invocation as the stack saw it: how long it ran, when it ended (performance.now()) and how. */
+export interface WorkerEvent { chain: number; worker: number; requestId: string; ms: number; endedAt: number; error?: string }
 
 /**
  * The real handler, master and worker code in one process: a MemoryStore and an invoker that
@@ -22,6 +26,10 @@ export class InProcessStack {
   invocations = 0;
   /** Fails the n-th worker invocation (tests of failure paths). */
   failWorker?: (task: { chain: number; worker: number }) => boolean;
+  /** Native wait for the workers and the master (e.g. an FsStore's `changed`); polling without. */
+  notifier?: Notifier;
+  /** Every worker invocation, in the order they ended. */
+  readonly workerEvents: WorkerEvent[] = [];
   readonly invoker: Invoker;
 
   constructor(store: ObjectStore = new MemoryStore(), readonly maxWorkers = 100) {
@@ -36,11 +44,21 @@ export class InProcessStack {
         const json = JSON.parse(payload.toString('utf8'));
         let out: unknown;
         try {
-          if (fn === 'master') out = await runMasterTask(masterTaskSchema.parse(json), { store, cache: self.cache, invoker: self.invoker, workerFunction: 'worker', concurrency: 8 });
+          if (fn === 'master') out = await runMasterTask(masterTaskSchema.parse(json), { store, cache: self.cache, invoker: self.invoker, workerFunction: 'worker', concurrency: 8, notifier: self.notifier });
           else {
             const task = workerTaskSchema.parse(json);
-            if (self.failWorker?.(task)) throw new Error(`injected failure of chain ${task.chain} worker ${task.worker}`);
-            out = await runWorkerTask(task, { store, cache: self.cache });
+            const event: WorkerEvent = { chain: task.chain, worker: task.worker, requestId: task.requestId, ms: 0, endedAt: 0 };
+            try {
+              if (self.failWorker?.(task)) throw new Error(`injected failure of chain ${task.chain} worker ${task.worker}`);
+              out = await runWorkerTask(task, { store, cache: self.cache, notifier: self.notifier });
+            } catch (e) {
+              event.error = `${(e as Error).name}: ${(e as Error).message}`;
+              throw e;
+            } finally {
+              event.endedAt = performance.now();
+              event.ms = event.endedAt - t0;
+              self.workerEvents.push(event);
+            }
           }
         } catch (e) {
           throw new FunctionError({ functionName: fn, errorType: (e as Error).name, errorMessage: (e as Error).message, details: (e as { details?: Record<string, unknown> }).details });
@@ -48,6 +66,13 @@ export class InProcessStack {
         return { payload: Buffer.from(JSON.stringify(out)), instanceId: 'x', coldStart: false, durationMs: performance.now() - t0 };
       },
     };
+  }
+
+  /** Releases the ORT sessions the stack's functions loaded. */
+  async close(): Promise<void> {
+    const sessions = (this.cache as unknown as { sessions: Map<string, Promise<{ release(): Promise<void> }>> }).sessions;
+    await Promise.all([...sessions.values()].map((p) => p.then((s) => s.release(), () => undefined)));
+    sessions.clear();
   }
 
   async publish(modelBytes: Uint8Array, plan: Plan, name = 'p'): Promise<string> {

@@ -19,7 +19,7 @@ describe('bad input gets an error naming the problem and where it is', () => {
   });
 
   it('grid larger than the feature map names the group, the grid and the map', () => {
-    assert.throws(() => planModel(resnet, { inputShape: [1, 3, 224, 224], grid: { rows: 8, cols: 8 } }),
+    assert.throws(() => planModel(resnet, { inputShape: [1, 3, 224, 224], grid: { rows: 8, cols: 8 }, cuts: 'stage' }),
       (e: Error) => e instanceof GridTooLargeError && /group 4/.test(e.message) && /8x8/.test(e.message) && /7x7/.test(e.message));
   });
 
@@ -28,7 +28,8 @@ describe('bad input gets an error naming the problem and where it is', () => {
       (e: Error) => e instanceof InputShapeError && /dimension 1 is 4/.test(e.message) && /input/.test(e.message));
     assert.throws(() => parseShape('1x3x224'), PlanSpecError);
     assert.throws(() => parseGrid('2by2'), (e: Error) => e instanceof PlanSpecError && /2by2/.test(e.message));
-    assert.throws(() => planModel(resnet, { inputShape: [1, 3, 224, 224], grid: [{ rows: 2, cols: 2 }] }), (e: Error) => /1 grids given for 5 groups/.test(e.message));
+    assert.throws(() => planModel(resnet, { inputShape: [1, 3, 224, 224], grid: [{ rows: 2, cols: 2 }], cuts: 'stage' }), (e: Error) => /1 grids given for 5 groups/.test(e.message));
+    assert.throws(() => planModel(resnet, { inputShape: [1, 3, 224, 224], grid: [{ rows: 2, cols: 2 }] }), (e: Error) => e instanceof PlanSpecError && /one grid for every group/.test(e.message));
   });
 
   it('an op the planner cannot tile runs on the master instead of failing', async () => {

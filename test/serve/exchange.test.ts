@@ -2,8 +2,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildModel } from '../../src/models/index.ts';
 import { planModel } from '../../src/planner/plan.ts';
-import { buildExchange, exchangeBytes } from '../../src/serve/exchange.ts';
-import { decodeTensor, encodeTensor } from '../../src/serve/tile-codec.ts';
+import { buildRoutes, exchangeBytes, segmentRange, tileSource, workerReader } from '../../src/serve/bundles.ts';
+import { chainsFor } from '../../src/planner/chains.ts';
+import { decodeSegment, decodeTensor, encodeBundle, encodeTensor } from '../../src/serve/tile-codec.ts';
 import { TileFormatError } from '../../src/serve/errors.ts';
 import { estimateCost, FC_PRICING } from '../../src/serve/cost.ts';
 import { loadConfig, ConfigError } from '../../src/config.ts';
@@ -11,27 +12,82 @@ import type { TileRegion } from '../../src/tiling/geometry.ts';
 
 const area = (r: TileRegion) => (r.y1 - r.y0) * (r.x1 - r.x0);
 
-describe('tile exchange derived from the plan', () => {
+describe('routes derived from the plan', () => {
   const resnet = buildModel('resnet18');
   for (const grids of [[3, 2], [4, 4]]) {
-    it(`pieces tile every consumer region exactly (grid ${grids.join('x')} then 2x3)`, () => {
-      const { plan } = planModel(resnet, { inputShape: [1, 3, 112, 144], grid: [{ rows: grids[0], cols: grids[1] }, { rows: 2, cols: 3 }, { rows: 3, cols: 2 }, { rows: 2, cols: 2 }, { rows: 1, cols: 2 }] });
-      const ex = buildExchange(plan);
-      for (const reads of ex.reads.values()) {
+    it(`parts tile every consumer region exactly (grid ${grids.join('x')} then 2x3)`, () => {
+      const { plan } = planModel(resnet, { inputShape: [1, 3, 112, 144], cuts: 'stage', grid: [{ rows: grids[0], cols: grids[1] }, { rows: 2, cols: 3 }, { rows: 3, cols: 2 }, { rows: 2, cols: 2 }, { rows: 1, cols: 2 }] });
+      const routes = buildRoutes(plan);
+      for (const reads of routes.reads.values()) {
         for (const r of reads) {
-          // Producer cells partition the map, so the pieces partition the region: areas add up, no overlap.
-          assert.equal(r.pieces.reduce((a, p) => a + area(p.region), 0), area(r.region));
-          for (const p of r.pieces) {
+          // Producer cells partition the map, so the parts partition the region: areas add up, no overlap.
+          assert.equal(r.parts.reduce((a, p) => a + area(p.region), 0), area(r.region));
+          for (const p of r.parts) {
             assert.ok(p.region.y0 >= r.region.y0 && p.region.y1 <= r.region.y1 && p.region.x0 >= r.region.x0 && p.region.x1 <= r.region.x1);
           }
         }
       }
-      // The master reads whole maps only for its own stages and the model output.
-      assert.deepEqual([...ex.masterReads.keys()], ['layer4.1.relu2_output_0']);
+      // Grids differ between groups, so every group is its own chain and nothing stays in memory...
+      assert.equal(routes.chains.length, plan.summary.groups);
+      for (const reads of routes.reads.values()) for (const r of reads) assert.ok(r.parts.every((p) => !p.self));
+      // ...and the classifier's GlobalAveragePool is a reduction the last chain's leader runs: no map is gathered.
+      assert.deepEqual([...routes.masterReads.keys()], []);
+      assert.equal([...routes.reduceRole.values()].join(), 'leader');
       const b = exchangeBytes(plan);
       assert.ok(b.direct < b.mergeResplit, `direct ${b.direct} vs merge-and-resplit ${b.mergeResplit}`);
     });
   }
+
+  it('a chain keeps its own cells: only strips owned by neighbours move', () => {
+    const { plan } = planModel(resnet, { inputShape: [1, 3, 128, 128], grid: { rows: 2, cols: 2 }, cuts: 'block' });
+    const routes = buildRoutes(plan);
+    assert.equal(routes.chains.length, 1);
+    assert.equal(routes.chains[0].workers, 4);
+    for (const [key, reads] of routes.reads) {
+      const [stage, tile] = key.split(':').map(Number);
+      for (const r of reads) {
+        if (r.tensor === plan.input.name) continue;
+        // The own part is the whole cell of this worker; the rest comes from 1-3 neighbours.
+        const own = r.parts.filter((p) => p.self);
+        assert.equal(own.length, 1, `stage ${stage} tile ${tile} ${r.tensor}`);
+        for (const p of r.parts) if (!p.self) assert.notEqual(p.source, tileSource(stage, tile));
+      }
+    }
+    // Bundle segments are addressed to other workers of the chain (or the handler), never to their writer.
+    for (const b of routes.bundles.values()) {
+      const m = /^s\d+t(\d+)$/.exec(b.source);
+      if (m) for (const s of b.segments) assert.notEqual(s.reader, workerReader(0, Number(m[1])));
+    }
+    // One bundle per producer: segment offsets are contiguous and depend on the batch.
+    const b = [...routes.bundles.values()].find((x) => x.segments.length > 1)!;
+    const r0 = segmentRange(b, b.segments[0].reader, 2);
+    const r1 = segmentRange(b, b.segments[1].reader, 2);
+    assert.equal(r0.start, 0);
+    assert.equal(r1.start, r0.end);
+    assert.equal(r0.end, 4 + 8 * b.segments[0].floatsPerImage);
+  });
+
+  it('a chain wider than the worker limit is split back into single groups, its reductions on the master', () => {
+    const { plan } = planModel(resnet, { inputShape: [1, 3, 128, 128], grid: { rows: 2, cols: 2 }, cuts: 'block' });
+    const narrow = buildRoutes(plan, chainsFor(plan, 3));
+    assert.equal(narrow.chains.length, plan.summary.groups);
+    assert.ok(narrow.chains.every((c) => c.stages.length === 1));
+    assert.deepEqual([...narrow.masterReads.keys()].length, 1, 'the classifier gathers the last map');
+    assert.equal(chainsFor(plan, 4), plan.chains);
+  });
+});
+
+describe('bundle segments', () => {
+  it('round-trip items and reject corruption', () => {
+    const items = [Float32Array.from([1, 2, 3]), Float32Array.from([4.5])];
+    const buf = encodeBundle([{ items }, { items: [Float32Array.from([7, 8])] }]);
+    assert.deepEqual(decodeSegment(buf.subarray(0, 20), [3, 1], 'k').map((a) => Array.from(a)), [[1, 2, 3], [4.5]]);
+    assert.deepEqual(Array.from(decodeSegment(buf.subarray(20), [2], 'k')[0]), [7, 8]);
+    const bad = Buffer.from(buf);
+    bad[10] ^= 1;
+    assert.throws(() => decodeSegment(bad.subarray(0, 20), [3, 1], 'requests/x/b-s0t1'), (e: Error) => e instanceof TileFormatError && /checksum/.test(e.message) && /b-s0t1/.test(e.message));
+    assert.throws(() => decodeSegment(buf.subarray(0, 16), [3, 1], 'k'), /bytes/);
+  });
 });
 
 describe('tile codec', () => {
