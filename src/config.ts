@@ -75,6 +75,22 @@ export interface Config {
   functions: { handler: FunctionConfig; master: FunctionConfig; worker: FunctionConfig };
 }
 
+/**
+ * The settings function processes read from their environment, as variables: the local stack
+ * passes them to every instance so handler, master and workers agree with the stack that
+ * started them (chain widths depend on WORKER_MAX_INSTANCES, deadlines on FUNCTION_TIMEOUT_MS).
+ */
+export function functionEnv(c: Config): Record<string, string> {
+  const env: Record<string, string> = {
+    MAX_BODY_BYTES: String(c.maxBodyBytes), FUNCTION_TIMEOUT_MS: String(c.functionTimeoutMs), WORKER_CONCURRENCY: String(c.workerConcurrency),
+    WORKER_THREADS: String(c.workerThreads), WORKER_MAX_SESSIONS: String(c.workerMaxSessions), WORKER_MEM_ARENA: String(c.workerMemArena), TOP_K: String(c.topK),
+  };
+  for (const [prefix, f] of [['HANDLER', c.functions.handler], ['MASTER', c.functions.master], ['WORKER', c.functions.worker]] as const) {
+    Object.assign(env, { [`${prefix}_FUNCTION`]: f.name, [`${prefix}_MAX_INSTANCES`]: String(f.maxInstances), [`${prefix}_VCPU`]: String(f.vcpu), [`${prefix}_MEMORY_MB`]: String(f.memoryMb) });
+  }
+  return env;
+}
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const r = envSchema.safeParse(env);
   if (!r.success) {

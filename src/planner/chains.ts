@@ -2,40 +2,41 @@ import type { Chain, Stage } from '../plan/schema.ts';
 
 /**
  * Groups the stages into chains: runs of consecutive groups with one grid, with the reduction
- * stages between them whose maps those groups produce. A chain with more than one stage needs
- * all its workers at once (they wait for each other's strips), so one wider than `maxWorkers`
- * is split back into single groups, and its reductions run on the master.
+ * stages whose maps those groups produce. A reduction of a map from before a change of grid
+ * joins the earlier chain that holds the map (its result is written whole for later chains),
+ * so no map is gathered for it. A chain with more than one stage needs all its workers at once
+ * (they wait for each other's strips), so groups wider than `maxWorkers` form chains of one
+ * group, and reductions of their maps run on the master.
  */
 export function formChains(stages: Stage[], maxWorkers: number): Chain[] {
-  const runs: Stage[][] = [];
-  let cur: Stage[] | undefined;
-  let produced = new Set<string>();
-  for (const s of stages) {
+  // A run wider than `maxWorkers` is closed: its groups run alone, and nothing joins it (a
+  // reduction of its maps runs on the master), decided as the runs form so that no stage the
+  // master runs ever falls inside another chain.
+  const runs: { stages: Stage[]; produced: Set<string>; first: number; closed: boolean }[] = [];
+  let cur: (typeof runs)[number] | undefined;
+  const position = new Map<string, number>();
+  stages.forEach((s, i) => s.outputs.forEach((o) => position.set(o.name, i)));
+  stages.forEach((s, i) => {
     if (s.kind === 'group') {
-      const head = cur?.find((x) => x.kind === 'group');
+      const head = cur?.stages.find((x) => x.kind === 'group');
       const same = head && head.kind === 'group' && head.grid.rows === s.grid.rows && head.grid.cols === s.grid.cols;
-      if (!cur || !same) { cur = []; produced = new Set(); runs.push(cur); }
-      cur.push(s);
-      for (const o of s.outputs) produced.add(o.name);
-      continue;
+      if (!cur || cur.closed || !same) { cur = { stages: [], produced: new Set(), first: i, closed: s.tiles.length > maxWorkers }; runs.push(cur); }
+      cur.stages.push(s);
+      for (const o of s.outputs) cur.produced.add(o.name);
+      return;
     }
-    if (cur && s.reduce && s.reduce.reductions.every((r) => produced.has(r.input))) {
-      cur.push(s);
-      continue;
+    const reduce = s.reduce;
+    const home = reduce && runs.find((r) => !r.closed && reduce.reductions.every((x) => r.produced.has(x.input)));
+    // Every other input must exist by the time that chain ends: made in it or before it.
+    const ready = home && s.inputs.every((x) => home.produced.has(x.name) || (position.get(x.name) ?? -1) < home.first);
+    if (home && ready) {
+      home.stages.push(s);
+      for (const o of s.outputs) home.produced.add(o.name);
+      return;
     }
     cur = undefined;
-  }
-  const chains: Chain[] = [];
-  for (const run of runs) {
-    // Reductions that end a chain stay in it (the leader combines them); none may start one.
-    const workers = Math.max(...run.map((s) => (s.kind === 'group' ? s.tiles.length : 0)));
-    if (run.length > 1 && workers > maxWorkers) {
-      for (const s of run) if (s.kind === 'group') chains.push({ id: chains.length, stages: [s.id], workers: s.tiles.length });
-      continue;
-    }
-    chains.push({ id: chains.length, stages: run.map((s) => s.id), workers });
-  }
-  return chains;
+  });
+  return runs.map((run, id) => ({ id, stages: run.stages.map((s) => s.id), workers: Math.max(...run.stages.map((s) => (s.kind === 'group' ? s.tiles.length : 0))) }));
 }
 
 /** Whether a chain's workers wait for each other (and so must all run at once). */

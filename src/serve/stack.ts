@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Config } from '../config.ts';
+import { functionEnv, type Config } from '../config.ts';
 import { ensureModel } from '../models/index.ts';
 import { parsePlan } from '../planner/materialize.ts';
 import { ProcessPoolInvoker } from '../invoke/process-pool.ts';
@@ -82,7 +82,7 @@ export function withEmulatorDefaults(env: Record<string, string | undefined>): R
 export async function startLocalStack(config: Config, env: Record<string, string> = {}): Promise<LocalStack> {
   const modelPath = await ensureModel(config.model, config.modelPath);
   const closers: (() => Promise<void>)[] = [];
-  const fnEnv: Record<string, string> = { ...env, DATA_DIR: resolve(config.dataDir), STORE: config.store, INVOKER: config.invoker };
+  const fnEnv: Record<string, string> = { ...functionEnv(config), ...env, DATA_DIR: resolve(config.dataDir), STORE: config.store, INVOKER: config.invoker };
   // One STS-style credential plays the functions' role for both emulators.
   const role = emulatorCredentials();
   let cfg = config;
