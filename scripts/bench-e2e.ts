@@ -61,7 +61,7 @@ runCli(async () => {
           const env = mode === 'cloud' ? { STORE: 'oss', INVOKER: 'fc' } : {};
           const stack = await startLocalStack(loadConfig(withEmulatorDefaults({
             ...env, PORT: '0', DATA_DIR: join(dir, `data-${model}-${mode}`), MODEL_PATH: modelPath, PLANS: plans.map((p) => p.file).join(','), DEFAULT_PLAN: plans[0].name,
-            WORKER_MAX_INSTANCES: values.workers, MAX_BODY_BYTES: String(64 << 20), FUNCTION_TIMEOUT_MS: '600000',
+            WORKER_MAX_INSTANCES: values.workers, MAX_BODY_BYTES: String(64 << 20), FUNCTION_TIMEOUT_MS: '600000', ...(process.env.WORKER_MEM_ARENA ? { WORKER_MEM_ARENA: process.env.WORKER_MEM_ARENA } : {}),
           })));
           if (!byMode.has(mode)) byMode.set(mode, new Map());
           const latencies = byMode.get(mode)!;

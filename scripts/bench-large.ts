@@ -51,10 +51,10 @@ runCli(async () => {
         let plan: Plan;
         const t0 = performance.now();
         if (scheme === 'auto') {
-          plan = planModelAuto(modelBytes, shape, { objective: 'latency', profile, vcpu: 1, workerMemoryMb: memMb, concurrency: workers, batch: 1 }, 'resnet18').plan;
+          plan = planModelAuto(modelBytes, shape, { objective: 'latency', profile, vcpu: 1, workerMemoryMb: memMb, concurrency: workers, maxWorkers: workers, batch: 1 }, 'resnet18').plan;
         } else {
           const grid: Grid | Grid[] = scheme === '2x2' ? { rows: 2, cols: 2 } : [4, 4, 4, 4, 2, 2].map((n) => ({ rows: n, cols: n }));
-          plan = planModel(modelBytes, { inputShape: shape, grid, cuts: RESNET18_CUTS, name: 'resnet18' }).plan;
+          plan = planModel(modelBytes, { inputShape: shape, grid, cuts: RESNET18_CUTS, name: 'resnet18', maxWorkers: workers }).plan;
         }
         const planMs = performance.now() - t0;
         const name = `resnet18-${size}-${scheme}`;

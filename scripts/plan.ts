@@ -1,4 +1,4 @@
-// npm run plan -- --model <file.onnx> --input-shape NxCxHxW --grid RxC[,RxC...]|auto --out <plan.json> [--cuts stage|block|none|exchange|t1,t2] [--max-workers 100]
+// npm run plan -- --model <file.onnx> --input-shape NxCxHxW --grid RxC[,RxC...]|auto --out <plan.json> [--cuts exchange|stage|block|none|t1,t2] [--max-workers 100]
 //   auto: [--objective latency|cost] [--worker-memory-mb 1024] [--vcpu 1] [--slo-ms N] [--profile local|fc|file.json] [--concurrency N]
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -8,8 +8,9 @@ import { readInput, runCli, UsageError } from '../src/cli/common.ts';
 import { planModelAuto } from '../src/planner/auto.ts';
 import { loadProfile } from '../src/cost/profiles.ts';
 
-export function parseCuts(spec: string | undefined): CutSpec {
-  if (!spec) return 'stage';
+export function parseCuts(spec: string | undefined): CutSpec | undefined {
+  // Unset: the planner's default (`exchange`, or `stage` for a grid per group).
+  if (!spec) return undefined;
   if (spec === 'stage' || spec === 'block' || spec === 'none' || spec === 'exchange') return spec;
   return { tensors: spec.split(',').map((s) => s.trim()).filter(Boolean) };
 }
@@ -24,7 +25,7 @@ runCli(async () => {
       'max-workers': { type: 'string' },
     },
   });
-  if (!values.model || !values['input-shape']) throw new UsageError('usage: npm run plan -- --model <file.onnx> --input-shape NxCxHxW --grid RxC|auto --out <plan.json> [--cuts stage|block|none|exchange|t1,t2] [--max-workers N] [--list-cuts]');
+  if (!values.model || !values['input-shape']) throw new UsageError('usage: npm run plan -- --model <file.onnx> --input-shape NxCxHxW --grid RxC|auto --out <plan.json> [--cuts exchange|stage|block|none|t1,t2] [--max-workers N] [--list-cuts]');
   const bytes = await readInput(values.model, 'model');
   const shape = parseShape(values['input-shape']);
   if (values['list-cuts']) {

@@ -174,7 +174,8 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
   const label = opts.name ?? 'model';
   const { graph, info, cls, runs } = analyzeModel(modelBytes, opts.inputShape, label);
   const inputName = graph.inputs[0].name;
-  const cutSpec = opts.cuts ?? 'exchange';
+  // A grid per group cannot share chains' cut pricing (which assumes one grid): cut by stage.
+  const cutSpec = opts.cuts ?? (Array.isArray(opts.grid) ? 'stage' : 'exchange');
   if (cutSpec === 'exchange' && Array.isArray(opts.grid)) throw new PlanSpecError('cuts "exchange" need one grid for every group (a chain shares its grid); give explicit cuts with per-group grids');
   const ctx: CutContext = {
     cls, info, modelInput: inputName,

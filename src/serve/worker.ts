@@ -164,14 +164,24 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
       reductionsOf.get(r.input)!.push({ stage: s.id, index, op: r.op });
     });
   }
+  // A cell is dropped after the last stage of the chain that reads part of it from memory:
+  // the worker's memory holds what is still needed, not every group's output.
+  const lastUse = new Map<string, number>();
+  chain.stages.forEach((id, k) => {
+    for (const r of routes.reads.get(tileKey(id, j)) ?? []) if (r.parts.some((p) => p.self)) lastUse.set(r.tensor, k);
+  });
+  const release = (k: number) => {
+    for (const t of [...held.keys()]) if ((lastUse.get(t) ?? -1) <= k) held.delete(t);
+  };
   const ms0 = performance.now() - t0;
   ms.load += ms0;
 
   try {
-    for (const id of chain.stages) {
+    for (const [k, id] of chain.stages.entries()) {
       const s = byId.get(id)!;
       if (s.kind === 'group') await runGroup(s);
       else await runReduce(s);
+      release(k);
     }
   } catch (e) {
     if (e instanceof ExchangeError) throw fail(`chain ${chain.id} worker ${j}: ${e.message}`);

@@ -29,7 +29,8 @@ describe('bad input gets an error naming the problem and where it is', () => {
     assert.throws(() => parseShape('1x3x224'), PlanSpecError);
     assert.throws(() => parseGrid('2by2'), (e: Error) => e instanceof PlanSpecError && /2by2/.test(e.message));
     assert.throws(() => planModel(resnet, { inputShape: [1, 3, 224, 224], grid: [{ rows: 2, cols: 2 }], cuts: 'stage' }), (e: Error) => /1 grids given for 5 groups/.test(e.message));
-    assert.throws(() => planModel(resnet, { inputShape: [1, 3, 224, 224], grid: [{ rows: 2, cols: 2 }] }), (e: Error) => e instanceof PlanSpecError && /one grid for every group/.test(e.message));
+    assert.throws(() => planModel(resnet, { inputShape: [1, 3, 224, 224], grid: [{ rows: 2, cols: 2 }] }), (e: Error) => /1 grids given for 5 groups/.test(e.message));
+    assert.throws(() => planModel(resnet, { inputShape: [1, 3, 224, 224], grid: [{ rows: 2, cols: 2 }], cuts: 'exchange' }), (e: Error) => e instanceof PlanSpecError && /one grid for every group/.test(e.message));
   });
 
   it('an op the planner cannot tile runs on the master instead of failing', async () => {
