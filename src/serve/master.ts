@@ -12,33 +12,25 @@ import { bundleBody, requestContextSchema, SegmentReader, workerReportSchema, wo
 import { requestKeys } from './keys.ts';
 import { decodeTensor, encodeTensor } from './tile-codec.ts';
 import { MasterFailedError, WorkerFailedError } from './errors.ts';
+import { stageCostSchema } from './cost-report.ts';
 
 export const masterTaskSchema = requestContextSchema;
 export type MasterTask = z.infer<typeof masterTaskSchema>;
 
 const nn = z.number().nonnegative();
 
-/** One unit of the schedule: a chain (one invocation per worker) or a master stage. */
-export const unitReportSchema = z.object({
-  kind: z.enum(['chain', 'master']),
-  id: z.number().int(),
-  stages: z.array(z.number().int()),
-  ms: nn,
-  invocations: nn,
-  coldStarts: nn,
-  maxColdStartMs: nn,
-  maxWorkerMs: nn,
+/**
+ * One unit of the schedule as the master reports it: the public per-unit cost plus what the
+ * handler aggregates (billed durations, worker time by kind, RSS in bytes).
+ */
+export const unitReportSchema = stageCostSchema.omit({ peakWorkerRssMb: true }).extend({
   /** Worker handler durations, as FC bills them. */
   workerMs: z.array(nn),
   /** Summed over the unit's workers. */
   computeMs: nn,
   exchangeMs: nn,
   waitMs: nn,
-  maxWorkerComputeMs: nn,
   peakWorkerRssBytes: nn,
-  bytesRead: nn,
-  bytesWritten: nn,
-  storeRequests: nn,
 }).strict();
 export type UnitReport = z.infer<typeof unitReportSchema>;
 

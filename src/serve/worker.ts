@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { ObjectStore } from '../store/object-store.ts';
 import { CountingStore } from '../store/counting-store.ts';
 import type { FloatTensor } from '../runtime/ort.ts';
-import { cropRegion, pasteRegion } from '../tensor/nchw.ts';
+import { copyRegion, cropRegion } from '../tensor/nchw.ts';
 import { combinePartials, partialOf } from '../tensor/reduce.ts';
 import type { TileRegion } from '../tiling/geometry.ts';
 import type { GroupStage, MasterStage, Stage } from '../plan/schema.ts';
@@ -81,17 +81,20 @@ export class SegmentReader {
     const b = this.ctx.batch;
     const h = read.region.y1 - read.region.y0;
     const w = read.region.x1 - read.region.x0;
-    const partTensor = async (p: Part): Promise<FloatTensor> => {
-      if (p.self) {
-        const cell = own!(read.tensor);
-        return sameRegion(p.region, cell.region) ? cell.t : cropRegion(cell.t, relative(p.region, cell.region));
-      }
+    const partTensor = async (p: Part): Promise<{ t: FloatTensor; at: TileRegion }> => {
+      if (p.self) return { t: own!(read.tensor).t, at: own!(read.tensor).region };
       const data = (await this.items(p.source))[p.item];
-      return { dims: [b, channels, p.region.y1 - p.region.y0, p.region.x1 - p.region.x0], data };
+      return { t: { dims: [b, channels, p.region.y1 - p.region.y0, p.region.x1 - p.region.x0], data }, at: p.region };
     };
-    if (read.parts.length === 1 && sameRegion(read.parts[0].region, read.region)) return partTensor(read.parts[0]);
+    if (read.parts.length === 1 && sameRegion(read.parts[0].region, read.region)) {
+      const { t, at } = await partTensor(read.parts[0]);
+      return sameRegion(at, read.region) ? t : cropRegion(t, relative(read.region, at));
+    }
     const out: FloatTensor = { dims: [b, channels, h, w], data: new Float32Array(b * channels * h * w) };
-    await Promise.all(read.parts.map(async (p) => pasteRegion(out, await partTensor(p), relative(p.region, read.region))));
+    await Promise.all(read.parts.map(async (p) => {
+      const { t, at } = await partTensor(p);
+      copyRegion(out, read.region, t, at, p.region);
+    }));
     return out;
   }
 }
@@ -179,7 +182,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   try {
     for (const [k, id] of chain.stages.entries()) {
       const s = byId.get(id)!;
-      if (s.kind === 'group') await runGroup(s);
+      if (s.kind === 'group') await runGroup(s, k);
       else await runReduce(s);
       release(k);
     }
@@ -188,12 +191,14 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     throw e;
   }
 
-  async function runGroup(s: GroupStage) {
+  async function runGroup(s: GroupStage, k: number) {
     const tile = s.tiles[j];
     const sess = await session(s.subModel.sha256);
     const reads = routes.reads.get(tileKey(s.id, j))!;
     const spatial: Record<string, FloatTensor> = {};
     await timed('exchange', () => Promise.all(reads.map(async (r) => { spatial[r.tensor] = await reader.region(r, channels(r.tensor), (t) => held.get(t)!); })));
+    // Cells this stage was the last to read are copied into its inputs: free them before ORT runs.
+    release(k);
     const wholeIn: Record<string, FloatTensor> = {};
     for (const i of s.inputs) if (!i.spatial) wholeIn[i.name] = await whole(i.name);
     const out = await timed('compute', async () => {

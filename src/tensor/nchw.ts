@@ -39,3 +39,23 @@ export function pasteRegion(dst: FloatTensor, src: FloatTensor, r: TileRegion): 
 export function zeros(dims: number[]): FloatTensor {
   return { dims, data: new Float32Array(dims.reduce((a, b) => a * b, 1)) };
 }
+
+/**
+ * Copies region `r` (global coordinates) from `src`, which covers `srcAt`, into `dst`, which
+ * covers `dstAt`: one pass, no intermediate crop (a worker's own cell can be most of a map).
+ */
+export function copyRegion(dst: FloatTensor, dstAt: TileRegion, src: FloatTensor, srcAt: TileRegion, r: TileRegion): void {
+  const [n, c, sh, sw] = src.dims;
+  const [, , dh, dw] = dst.dims;
+  const rh = r.y1 - r.y0;
+  const rw = r.x1 - r.x0;
+  if (r.y0 < srcAt.y0 || r.x0 < srcAt.x0 || r.y1 > srcAt.y0 + sh || r.x1 > srcAt.x0 + sw || r.y0 < dstAt.y0 || r.x0 < dstAt.x0 || r.y1 > dstAt.y0 + dh || r.x1 > dstAt.x0 + dw) {
+    throw new RangeError(`region [${r.y0},${r.y1})x[${r.x0},${r.x1}) is not inside both tensors`);
+  }
+  for (let p = 0; p < n * c; p++) {
+    for (let y = 0; y < rh; y++) {
+      const s = p * sh * sw + (r.y0 - srcAt.y0 + y) * sw + (r.x0 - srcAt.x0);
+      dst.data.set(src.data.subarray(s, s + rw), p * dh * dw + (r.y0 - dstAt.y0 + y) * dw + (r.x0 - dstAt.x0));
+    }
+  }
+}
