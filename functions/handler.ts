@@ -1,7 +1,7 @@
 // FC entry point: the HTTP handler (FC 3.0 HTTP trigger event in, HTTP result out).
 import { loadConfig } from '../src/config.ts';
 import type { FunctionContext } from '../src/invoke/invoker.ts';
-import { fcHttpEventSchema, errorResult } from '../src/http/fc-event.ts';
+import { fcHttpEventSchema, errorResult, stringifyWithBody } from '../src/http/fc-event.ts';
 import { route } from '../src/http/routes.ts';
 import { DistributedBackend } from '../src/serve/backend.ts';
 import { functionResources, makeInvoker, makeStore, parseEvent } from '../src/serve/deps.ts';
@@ -22,7 +22,7 @@ export async function handler(event: Buffer, context: FunctionContext): Promise<
       maxWorkers: config.functions.worker.maxInstances, timeoutMs: config.functionTimeoutMs,
       handlerFunction: config.functions.handler.name, masterFunction: config.functions.master.name, workerFunction: config.functions.worker.name,
     });
-    return JSON.stringify(await route(ev, { models, backend, topK: config.topK }));
+    return stringifyWithBody(await route(ev, { models, backend, topK: config.topK }));
   } catch (e) {
     return JSON.stringify(errorResult(e));
   }

@@ -6,7 +6,7 @@ import { ensureModel } from '../models/index.ts';
 import { parsePlan } from '../planner/materialize.ts';
 import { ProcessPoolInvoker } from '../invoke/process-pool.ts';
 import { startGateway } from '../http/gateway.ts';
-import { fcHttpResultSchema } from '../http/fc-event.ts';
+import { fcHttpResultSchema, stringifyWithBody } from '../http/fc-event.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { publishPlan } from './artifacts.ts';
 import { registryEntry } from './publish.ts';
@@ -124,7 +124,7 @@ export async function startLocalStack(config: Config, env: Record<string, string
   const gateway = await startGateway({
     host: config.host, port: config.port, maxBodyBytes: config.maxBodyBytes,
     invoke: async (event) => {
-      const res = await invoker.invoke(f.handler.name, Buffer.from(JSON.stringify(event)));
+      const res = await invoker.invoke(f.handler.name, Buffer.from(stringifyWithBody(event)));
       return fcHttpResultSchema.parse(JSON.parse(res.payload.toString('utf8')));
     },
   });
