@@ -207,14 +207,14 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
         // A worker fetches all its segments at once (worker.ts): one first byte, then the bytes
         // at its instance's bandwidth.
         let readBytes = 0;
-        for (const src of sources) readBytes += segBytes(src, `c${c.id}w${t.index}`);
+        for (const src of sources) readBytes += segBytes(src, `c${c.id}w${routes.ownerOf(s.id, t.index)}`);
         let io = sources.size ? p.storeLatencyMs + transfer(readBytes) : 0;
         const out = routes.bundles.get(`s${s.id}t${t.index}`);
         if (out) io += p.storeLatencyMs + transfer(bundleBytes(out, o.batch));
         workerPeak = Math.max(workerPeak, p.baseRssMb + (residentWeightBytes * p.weightRssFactor + t.peakBytes * scale * p.activationRssFactor) / MB);
         return { compute, io, reads: sources.size };
       });
-      times.forEach((x, j) => { perWorker[j] += x.compute + x.io; });
+      times.forEach((x, ti) => { perWorker[routes.ownerOf(s.id, ti)] += x.compute + x.io; });
       const stageMs = coScheduled(c)
         ? (c.workers <= lanes ? Math.max(...times.map((x) => x.compute + x.io)) : makespan(times.map((x) => x.compute), lanes) + Math.max(...times.map((x) => x.io)))
         : makespan(times.map((x) => x.compute + x.io + p.invokeOverheadMs), lanes);

@@ -1,7 +1,7 @@
 import type { Chain, Stage } from '../plan/schema.ts';
 
 /**
- * Groups the stages into chains: runs of consecutive groups with one grid, with the reduction
+ * Groups the stages into chains: runs of consecutive groups whose grids never widen, with the reduction
  * stages whose maps those groups produce. A reduction of a map from before a change of grid
  * joins the earlier chain that holds the map (its result is written whole for later chains),
  * so no map is gathered for it. A chain with more than one stage needs all its workers at once
@@ -18,9 +18,11 @@ export function formChains(stages: Stage[], maxWorkers: number): Chain[] {
   stages.forEach((s, i) => s.outputs.forEach((o) => position.set(o.name, i)));
   stages.forEach((s, i) => {
     if (s.kind === 'group') {
-      const head = cur?.stages.find((x) => x.kind === 'group');
-      const same = head && head.kind === 'group' && head.grid.rows === s.grid.rows && head.grid.cols === s.grid.cols;
-      if (!cur || cur.closed || !same) { cur = { stages: [], produced: new Set(), first: i, closed: s.tiles.length > maxWorkers }; runs.push(cur); }
+      // A change of grid stays in the chain when it does not widen it: the chain's workers all
+      // start at once, and extra ones would be billed waiting for their first group, while
+      // workers left without a tile simply finish early.
+      const width = cur ? Math.max(...cur.stages.map((x) => (x.kind === 'group' ? x.tiles.length : 0))) : 0;
+      if (!cur || cur.closed || s.tiles.length > width) { cur = { stages: [], produced: new Set(), first: i, closed: s.tiles.length > maxWorkers }; runs.push(cur); }
       cur.stages.push(s);
       for (const o of s.outputs) cur.produced.add(o.name);
       return;

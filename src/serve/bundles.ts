@@ -41,6 +41,11 @@ export interface Routes {
   handlerReads: Map<string, RegionRead>;
   /** Reduction stages run inside a chain: by every worker, or by the leader (worker 0) only. */
   reduceRole: Map<number, 'all' | 'leader'>;
+  /** Workers that run each in-chain reduction: the leader, and for `all` those with tiles after it. */
+  runners: Map<number, Set<number>>;
+  /** The worker of its chain that runs a group's tile, and the tile a worker runs (if any). */
+  ownerOf(stage: number, tile: number): number;
+  tileOf(stage: number, worker: number): number | undefined;
   /** Non-spatial tensors written whole to the store (read by other invocations). */
   wholeWrites: Set<string>;
 }
@@ -82,6 +87,24 @@ export function buildRoutes(plan: Plan, chains: Chain[] = plan.chains): Routes {
   };
   const inChain = (stage: number, chain?: Chain) => !!chain && chainOf.get(stage) === chain;
 
+  // Owners: across a change of grid inside a chain, each tile goes to the worker whose previous
+  // cell overlaps it most, so what stays with its owner stays in memory.
+  const owners = new Map<number, number[]>();
+  for (const c of chains) {
+    let prev: GroupStage | undefined;
+    for (const id of c.stages) {
+      const g = byId.get(id)!;
+      if (g.kind !== 'group') continue;
+      owners.set(id, prev ? inheritOwners(g, prev, owners.get(prev.id)!, c.workers) : g.tiles.map((t) => t.index));
+      prev = g;
+    }
+  }
+  const ownerOf = (stage: number, tile: number) => owners.get(stage)?.[tile] ?? tile;
+  const tileOf = (stage: number, worker: number) => {
+    const i = owners.get(stage)?.indexOf(worker) ?? -1;
+    return i < 0 ? undefined : i;
+  };
+
   /** Parts of `region` of `tensor` for `reader` (a worker of `chain` at `worker`, or master/handler). */
   const partsOf = (tensor: string, region: TileRegion, reader: string, chain?: Chain, worker?: number): Part[] => {
     const p = producers.get(tensor)!;
@@ -95,7 +118,7 @@ export function buildRoutes(plan: Plan, chains: Chain[] = plan.chains): Routes {
     for (const t of g.tiles) {
       const r = intersect(t.outputs[p.outputIndex].region, region);
       if (!r) continue;
-      if (inChain(g.id, chain) && t.index === worker) parts.push({ region: r, self: true });
+      if (inChain(g.id, chain) && ownerOf(g.id, t.index) === worker) parts.push({ region: r, self: true });
       else parts.push({ region: r, self: false, source: tileSource(g.id, t.index), item: addItem(tileSource(g.id, t.index), reader, piece(r)) });
     }
     return parts;
@@ -118,6 +141,17 @@ export function buildRoutes(plan: Plan, chains: Chain[] = plan.chains): Routes {
       reduceRole.set(s.id, usedByAll ? 'all' : 'leader');
     }
   }
+  const runners = new Map<number, Set<number>>();
+  for (const c of chains) {
+    c.stages.forEach((id, k) => {
+      if (byId.get(id)!.kind !== 'master') return;
+      const set = new Set<number>([0]);
+      if (reduceRole.get(id) === 'all') {
+        for (const later of c.stages.slice(k + 1)) for (const w of owners.get(later) ?? []) set.add(w);
+      }
+      runners.set(id, set);
+    });
+  }
 
   const reads = new Map<string, RegionRead[]>();
   const wholeWrites = new Set<string>();
@@ -126,21 +160,20 @@ export function buildRoutes(plan: Plan, chains: Chain[] = plan.chains): Routes {
     const chain = chainOf.get(s.id);
     if (s.kind === 'group') {
       for (const t of s.tiles) {
-        const reader = workerReader(chain!.id, t.index);
-        reads.set(tileKey(s.id, t.index), t.inputs.map((i) => ({ tensor: i.tensor, region: i.region, parts: partsOf(i.tensor, i.region, reader, chain, t.index) })));
+        const w = ownerOf(s.id, t.index);
+        reads.set(tileKey(s.id, t.index), t.inputs.map((i) => ({ tensor: i.tensor, region: i.region, parts: partsOf(i.tensor, i.region, workerReader(chain!.id, w), chain, w) })));
       }
       for (const i of s.inputs) if (!i.spatial && !inChain(producers.get(i.name)!.stage, chain)) wholeWrites.add(i.name);
       continue;
     }
     if (chain) {
       // Partials of each reduction go to every other worker that runs the stage.
-      const role = reduceRole.get(s.id)!;
       s.reduce!.reductions.forEach((r, index) => {
         const p = producers.get(r.input)!;
         const g = byId.get(p.stage) as GroupStage;
         for (const t of g.tiles) {
-          for (let w = 0; w < chain.workers; w++) {
-            if (w === t.index || (role === 'leader' && w !== 0)) continue;
+          for (const w of runners.get(s.id)!) {
+            if (w === ownerOf(g.id, t.index)) continue;
             addItem(tileSource(g.id, t.index), workerReader(chain.id, w), { kind: 'partial', stage: s.id, index, channels: channels.get(r.input)! });
           }
         }
@@ -180,7 +213,43 @@ export function buildRoutes(plan: Plan, chains: Chain[] = plan.chains): Routes {
     if (p.kind === 'group' || p.kind === 'input') handlerReads.set(o.name, { tensor: o.name, region: whole(o.name), parts: partsOf(o.name, whole(o.name), HANDLER) });
     else wholeWrites.add(o.name);
   }
-  return { chains, chainOf, producers, bundles, reads, masterReads, handlerReads, reduceRole, wholeWrites };
+  return { chains, chainOf, producers, bundles, reads, masterReads, handlerReads, reduceRole, runners, wholeWrites, ownerOf, tileOf };
+}
+
+/**
+ * Owners of `g`'s tiles given the owners of the chain's previous group `prev`: greedily by the
+ * overlap of their cells (as fractions of the map, since resolutions differ), then the free
+ * workers in order.
+ */
+function inheritOwners(g: GroupStage, prev: GroupStage, prevOwners: number[], workers: number): number[] {
+  if (g.grid.rows === prev.grid.rows && g.grid.cols === prev.grid.cols) return prevOwners.slice();
+  const frac = (s: GroupStage, t: number) => {
+    const r = s.tiles[t].outputs[0].region;
+    const [h, w] = s.outputs[0].shape.slice(2);
+    return { y0: r.y0 / h, y1: r.y1 / h, x0: r.x0 / w, x1: r.x1 / w };
+  };
+  const pairs: { t: number; w: number; a: number }[] = [];
+  for (const t of g.tiles) {
+    const a = frac(g, t.index);
+    for (const q of prev.tiles) {
+      const b = frac(prev, q.index);
+      const ov = Math.max(0, Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0)) * Math.max(0, Math.min(a.x1, b.x1) - Math.max(a.x0, b.x0));
+      if (ov > 0) pairs.push({ t: t.index, w: prevOwners[q.index], a: ov });
+    }
+  }
+  pairs.sort((x, y) => y.a - x.a || x.t - y.t || x.w - y.w);
+  const out = new Array<number>(g.tiles.length).fill(-1);
+  const taken = new Set<number>();
+  for (const p of pairs) if (out[p.t] < 0 && !taken.has(p.w)) { out[p.t] = p.w; taken.add(p.w); }
+  let free = 0;
+  for (let t = 0; t < out.length; t++) {
+    if (out[t] >= 0) continue;
+    while (taken.has(free)) free++;
+    out[t] = free;
+    taken.add(free);
+  }
+  if (Math.max(...out) >= workers) throw new RangeError(`group ${g.id} needs more workers than its chain has`);
+  return out;
 }
 
 /** Byte range of `reader`'s segment in a bundle: a CRC-32, then its items' float32 data in order. */

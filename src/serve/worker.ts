@@ -130,7 +130,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   const byId = new Map<number, Stage>(plan.stages.map((s) => [s.id, s]));
   const describe = (source: string) => {
     const m = /^s(\d+)t(\d+)$/.exec(source);
-    return m ? `worker ${m[2]}'s strips of stage ${m[1]} (chain ${chain.id}, request ${task.requestId})` : `${source} (request ${task.requestId})`;
+    return m ? `worker ${routes.ownerOf(+m[1], +m[2])}'s strips of stage ${m[1]} (chain ${chain.id}, request ${task.requestId})` : `${source} (request ${task.requestId})`;
   };
   const reader = new SegmentReader(exchange, routes, workerReader(chain.id, j), { ...task, describe });
   const held = new Map<string, { t: FloatTensor; region: TileRegion }>();
@@ -171,7 +171,9 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   // the worker's memory holds what is still needed, not every group's output.
   const lastUse = new Map<string, number>();
   chain.stages.forEach((id, k) => {
-    for (const r of routes.reads.get(tileKey(id, j)) ?? []) if (r.parts.some((p) => p.self)) lastUse.set(r.tensor, k);
+    const t = routes.tileOf(id, j);
+    if (t === undefined) return;
+    for (const r of routes.reads.get(tileKey(id, t)) ?? []) if (r.parts.some((p) => p.self)) lastUse.set(r.tensor, k);
   });
   const release = (k: number) => {
     for (const t of [...held.keys()]) if ((lastUse.get(t) ?? -1) <= k) held.delete(t);
@@ -192,9 +194,12 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   }
 
   async function runGroup(s: GroupStage, k: number) {
-    const tile = s.tiles[j];
+    // After a change of grid to fewer tiles some workers have none: they are done with this group.
+    const ti = routes.tileOf(s.id, j);
+    if (ti === undefined) return;
+    const tile = s.tiles[ti];
     const sess = await session(s.subModel.sha256);
-    const reads = routes.reads.get(tileKey(s.id, j))!;
+    const reads = routes.reads.get(tileKey(s.id, ti))!;
     const spatial: Record<string, FloatTensor> = {};
     await timed('exchange', () => Promise.all(reads.map(async (r) => { spatial[r.tensor] = await reader.region(r, channels(r.tensor), (t) => held.get(t)!); })));
     // Cells this stage was the last to read are copied into its inputs: free them before ORT runs.
@@ -210,7 +215,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
       return o;
     });
     void out;
-    const bundle = routes.bundles.get(tileSource(s.id, j));
+    const bundle = routes.bundles.get(tileSource(s.id, ti));
     if (bundle) {
       const body = bundleBody(bundle, (t) => held.get(t)!, (stage, index) => partials.get(`${stage}:${index}`)!);
       await timed('exchange', () => exchange.put(requestKeys.bundle(task.requestId, bundle.source), body));
@@ -218,13 +223,13 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   }
 
   async function runReduce(s: MasterStage) {
-    if (routes.reduceRole.get(s.id) === 'leader' && j !== 0) return;
+    if (!routes.runners.get(s.id)!.has(j)) return;
     for (const [index, r] of s.reduce!.reductions.entries()) {
       const p = routes.producers.get(r.input)!;
       const g = byId.get(p.stage) as GroupStage;
       const parts: Float32Array[] = [];
       for (const t of g.tiles) {
-        if (t.index === j) { parts.push(partials.get(`${s.id}:${index}`)!); continue; }
+        if (routes.ownerOf(g.id, t.index) === j) { parts.push(partials.get(`${s.id}:${index}`)!); continue; }
         const seg = routes.bundles.get(tileSource(g.id, t.index))!.segments.find((x) => x.reader === workerReader(chain.id, j))!;
         const k = seg.items.findIndex((it) => it.kind === 'partial' && it.stage === s.id && it.index === index);
         parts.push((await timed('exchange', () => reader.items(tileSource(g.id, t.index))))[k]);

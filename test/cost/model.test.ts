@@ -51,9 +51,13 @@ describe('cost model', () => {
     assert.equal(p2.chains.length, 1);
     assert.equal(p2.chains[0].workers, 4);
     assert.equal(predictPlan(p2, o).invocations, 4 + 2);
-    // 4x4 on the early groups, 2x2 (with the classifier's pooling) on the late ones.
-    assert.deepEqual(p4.chains.map((c) => c.workers), [16, 4]);
-    assert.equal(predictPlan(p4, o).invocations, 16 + 4 + 2);
+    // 4x4 on the early groups, 2x2 (with the classifier's pooling) on the late ones: the grid
+    // narrows, so one chain of 16 runs it all (12 of its workers finish after the 4x4 groups).
+    assert.deepEqual(p4.chains.map((c) => c.workers), [16]);
+    assert.equal(predictPlan(p4, o).invocations, 16 + 2);
+    // With 4 instances the 4x4 groups run one by one and the 2x2 tail is a chain of 4.
+    assert.deepEqual(chainsFor(p4, 4).map((c) => c.workers), [16, 16, 16, 16, 4]);
+    assert.equal(predictPlan(p4, { ...o, maxWorkers: 4 }).invocations, 4 * 16 + 4 + 2);
     // Chains too wide for the instances run group by group: an invocation per tile.
     assert.equal(predictPlan(p2, { ...o, maxWorkers: 1 }).invocations, p2.summary.tiles + 2);
   });

@@ -27,10 +27,18 @@ describe('routes derived from the plan', () => {
           }
         }
       }
-      // Grids differ between groups, so every group is its own chain and nothing stays in memory...
-      assert.equal(routes.chains.length, plan.summary.groups);
-      for (const reads of routes.reads.values()) for (const r of reads) assert.ok(r.parts.every((p) => !p.self));
-      // ...and the classifier's GlobalAveragePool is a reduction the last chain's leader runs: no map is gathered.
+      // Grids change but never widen after the first group, so one chain runs them all: each
+      // tile goes to the worker whose previous cell overlaps it most, a bijection per group.
+      assert.equal(routes.chains.length, grids[0] * grids[1] >= 6 ? 1 : 2);
+      for (const s of plan.stages) {
+        if (s.kind !== 'group') continue;
+        const owners = s.tiles.map((t) => routes.ownerOf(s.id, t.index));
+        assert.equal(new Set(owners).size, owners.length);
+        for (const t of s.tiles) assert.equal(routes.tileOf(s.id, routes.ownerOf(s.id, t.index)), t.index);
+      }
+      // Some of what stays with its owner across a regrid stays in memory.
+      assert.ok([...routes.reads.values()].some((reads) => reads.some((r) => r.parts.some((p) => p.self))));
+      // The classifier's GlobalAveragePool is a reduction the last chain's leader runs: no map is gathered.
       assert.deepEqual([...routes.masterReads.keys()], []);
       assert.equal([...routes.reduceRole.values()].join(), 'leader');
       const b = exchangeBytes(plan);
@@ -65,6 +73,27 @@ describe('routes derived from the plan', () => {
     assert.equal(r0.start, 0);
     assert.equal(r1.start, r0.end);
     assert.equal(r0.end, 4 + 8 * b.segments[0].floatsPerImage);
+  });
+
+  it('across a change of grid only the regions that change owner move', () => {
+    // 4x4 on the early groups, 2x2 on the late ones: one chain of 16, against a chain per grid.
+    const { plan } = planModel(resnet, { inputShape: [1, 3, 128, 128], cuts: 'stage', grid: [4, 4, 4, 2, 2].map((n) => ({ rows: n, cols: n })) });
+    assert.equal(plan.chains.length, 1);
+    const byGrid = new Map<string, number[]>();
+    for (const s of plan.stages) {
+      const key = s.kind === 'group' ? `${s.grid.rows}x${s.grid.cols}` : [...byGrid.keys()].pop()!;
+      if (!byGrid.has(key)) byGrid.set(key, []);
+      byGrid.get(key)!.push(s.id);
+    }
+    const split = [...byGrid.values()].map((stages, id) => ({ id, stages, workers: id === 0 ? 16 : 4 }));
+    const one = exchangeBytes(plan, 1, buildRoutes(plan)).direct;
+    const two = exchangeBytes(plan, 1, buildRoutes(plan, split)).direct;
+    assert.ok(one < two, `one chain ${one} bytes vs a chain per grid ${two}`);
+    // Each 2x2 tile is owned by a worker that held a quarter of it at 4x4.
+    const routes = buildRoutes(plan);
+    const first2x2 = plan.stages.find((s) => s.kind === 'group' && s.grid.rows === 2)!;
+    const selfParts = (first2x2.kind === 'group' ? first2x2.tiles : []).map((t) => routes.reads.get(`${first2x2.id}:${t.index}`)!.flatMap((x) => x.parts).filter((p) => p.self).length);
+    assert.ok(selfParts.every((n) => n === 1), `self parts per 2x2 tile: ${selfParts}`);
   });
 
   it('a chain wider than the worker limit is split back into single groups, its reductions on the master', () => {
