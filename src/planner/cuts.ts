@@ -53,6 +53,9 @@ export function chooseCuts(run: RawStage, grid: { rows: number; cols: number }, 
     let compute = 0;
     let strip = 0;
     let rounds = 0;
+    // The handler writes every tile's input region from one instance, so the input's halos
+    // add up there (and are then read by each tile).
+    let inputHalo = 0;
     for (const t of tiles) {
       compute = Math.max(compute, t.flops);
       let bytes = 0;
@@ -65,11 +68,12 @@ export function chooseCuts(run: RawStage, grid: { rows: number; cols: number }, 
         const extra = ((inp.region.y1 - inp.region.y0) * (inp.region.x1 - inp.region.x0) - own) * s[0] * s[1] * 4;
         // The input is read anyway (no extra round), but its halo still costs bytes.
         if (inp.tensor === ctx.modelInput) halo += extra; else bytes += extra;
+        if (inp.tensor === ctx.modelInput) inputHalo += extra;
       }
       strip = Math.max(strip, bytes + halo);
       if (bytes > 0) rounds = 1;
     }
-    const transfer = (strip / 1e6 / costs.mbps) * 1000;
+    const transfer = ((strip + inputHalo) / 1e6 / costs.mbps) * 1000;
     return costs.groupMs + (compute / (costs.gflops * 1e9)) * 1000 + rounds * costs.roundMs + transfer;
   };
   const n = bounds.length;
