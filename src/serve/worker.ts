@@ -136,7 +136,10 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   const held = new Map<string, { t: FloatTensor; region: TileRegion }>();
   const wholes = new Map<string, FloatTensor>();
   const partials = new Map<string, Float32Array>();
-  const channels = (t: string) => routes.producers.get(t)!.kind === 'input' ? plan.input.shape[1] : byId.get(routes.producers.get(t)!.stage)!.outputs[routes.producers.get(t)!.outputIndex].shape![1];
+  const channels = (t: string) => {
+    const p = routes.producers.get(t)!;
+    return p.kind === 'input' ? plan.input.shape[1] : byId.get(p.stage)!.outputs[p.outputIndex].shape![1];
+  };
   const ms = { load: 0, compute: 0, exchange: 0 };
   let sessionsLoaded = 0;
   const timed = async <T>(k: keyof typeof ms, f: () => Promise<T>): Promise<T> => {
@@ -206,15 +209,13 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     release(k);
     const wholeIn: Record<string, FloatTensor> = {};
     for (const i of s.inputs) if (!i.spatial) wholeIn[i.name] = await whole(i.name);
-    const out = await timed('compute', async () => {
+    await timed('compute', async () => {
       const o = await runTile(sess, s, tile, spatial, wholeIn);
       for (const x of tile.outputs) {
         held.set(x.tensor, { t: o[x.tensor], region: x.region });
         for (const r of reductionsOf.get(x.tensor) ?? []) partials.set(`${r.stage}:${r.index}`, partialOf(o[x.tensor], r.op));
       }
-      return o;
     });
-    void out;
     const bundle = routes.bundles.get(tileSource(s.id, ti));
     if (bundle) {
       const body = bundleBody(bundle, (t) => held.get(t)!, (stage, index) => partials.get(`${stage}:${index}`)!);
