@@ -44,6 +44,13 @@ export class ArtifactCache extends PlanCache {
   loads = 0;
   constructor(store: ObjectStore, private readonly opts: SessionOptions & { maxSessions?: number } = {}) { super(store); }
 
+  /** Releases every cached session (a test or an embedding process shutting down). */
+  async release(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(all.map((p) => p.then((s) => s.release(), () => undefined)));
+  }
+
   /** Returns the session and whether it was already loaded (warm). */
   async getSession(subSha: string): Promise<{ session: ModelSession; cached: boolean }> {
     const hit = this.sessions.get(subSha);

@@ -70,9 +70,7 @@ export class InProcessStack {
 
   /** Releases the ORT sessions the stack's functions loaded. */
   async close(): Promise<void> {
-    const sessions = (this.cache as unknown as { sessions: Map<string, Promise<{ release(): Promise<void> }>> }).sessions;
-    await Promise.all([...sessions.values()].map((p) => p.then((s) => s.release(), () => undefined)));
-    sessions.clear();
+    await this.cache.release();
   }
 
   async publish(modelBytes: Uint8Array, plan: Plan, name = 'p'): Promise<string> {
