@@ -1,5 +1,6 @@
 import { AttrType, toNum, tensorDims, type ModelProto, type NodeProto, type TensorProto } from '../onnx/model-io.ts';
 import { ModelDecodeError, UnsupportedModelError } from '../onnx/errors.ts';
+import { expandInstanceNorm } from './expand.ts';
 
 export type AttrValue = number | number[] | string | string[] | TensorProto;
 
@@ -89,6 +90,15 @@ export function buildGraph(model: ModelProto, label = 'model'): IrGraph {
     }
     raw.push({ index, label: proto.name || `${op}#${index}`, op, domain: proto.domain ?? '', inputs: (proto.input ?? []).slice(), outputs, attrs, proto });
   });
+  // Ops spelled out in ops the planner distributes (graph/expand.ts).
+  let next = (g.node ?? []).length;
+  for (let i = 0; i < raw.length; i++) {
+    const e = expandInstanceNorm(raw[i], constants, opset, () => next++);
+    if (!e) continue;
+    for (const t of e.constants) constants.set(t.name!, t);
+    raw.splice(i, 1, ...e.nodes);
+    i += e.nodes.length - 1;
+  }
 
   const inputs: GraphInput[] = [];
   for (const vi of g.input ?? []) {

