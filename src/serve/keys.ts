@@ -10,11 +10,10 @@ export const artifactKeys = {
 export const requestPrefix = (requestId: string) => `requests/${requestId}/`;
 
 export const requestKeys = {
-  input: (rid: string) => `${requestPrefix(rid)}input`,
-  output: (rid: string, i: number) => `${requestPrefix(rid)}output-${i}`,
   /**
-   * A producer's bundle (halo strips and partials for every reader, bundles.ts). Beside the
-   * input so the directory exists before anyone waits on it (the filesystem store's native wait).
+   * A producer's bundle (halo strips and partials for every reader, bundles.ts). Flat in the
+   * request's folder, which the handler's input bundle creates before anyone waits in it (the
+   * filesystem store's native wait watches that folder).
    */
   bundle: (rid: string, source: string) => `${requestPrefix(rid)}b-${source}`,
   /** A whole (untiled) tensor read by other invocations, e.g. an SE scale vector or a model output. */
