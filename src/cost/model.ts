@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Plan, Stage } from '../plan/schema.ts';
-import { buildRoutes, bundleBytes, coScheduled, schedule, segmentRange } from '../serve/bundles.ts';
-import { chainsFor } from '../planner/chains.ts';
+import { buildRoutes, bundleBytes, schedule, segmentRange } from '../serve/bundles.ts';
+import { chainsFor, coScheduled } from '../planner/chains.ts';
 import { estimateCost, type BilledInvocation, type CostEstimate } from '../serve/cost.ts';
 
 /**

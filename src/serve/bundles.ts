@@ -1,6 +1,5 @@
 import type { Chain, GroupStage, MasterStage, Plan, Stage } from '../plan/schema.ts';
 import type { TileRegion } from '../tiling/geometry.ts';
-import { coScheduled } from '../planner/chains.ts';
 
 /**
  * The exchange between invocations, derived from the plan and its chains (pure: no I/O).
@@ -291,4 +290,3 @@ export function exchangeBytes(plan: Plan, batch = plan.input.shape[0], routes = 
   return { direct, mergeResplit };
 }
 
-export { coScheduled };
