@@ -10,7 +10,7 @@ import { runTile } from '../exec/tile.ts';
 import { StoreExchange, type Exchange, type Notifier } from '../exchange/exchange.ts';
 import { ExchangeError } from '../exchange/errors.ts';
 import type { ArtifactCache } from './artifacts.ts';
-import { segmentRange, tileKey, tileSource, workerReader, type Bundle, type Item, type Part, type RegionRead, type Routes } from './bundles.ts';
+import { itemFloats, segmentRange, tileKey, tileSource, workerReader, type Bundle, type Part, type RegionRead, type Routes } from './bundles.ts';
 import { requestKeys } from './keys.ts';
 import { decodeSegment, decodeTensor, encodeBundle, encodeTensor } from './tile-codec.ts';
 import { ServeError } from './errors.ts';
@@ -49,8 +49,6 @@ export type WorkerReport = z.infer<typeof workerReportSchema>;
 const relative = (r: TileRegion, origin: TileRegion): TileRegion => ({ y0: r.y0 - origin.y0, y1: r.y1 - origin.y0, x0: r.x0 - origin.x0, x1: r.x1 - origin.x0 });
 const sameRegion = (a: TileRegion, b: TileRegion) => a.y0 === b.y0 && a.y1 === b.y1 && a.x0 === b.x0 && a.x1 === b.x1;
 
-/** Float counts of a segment's items at `batch`. */
-export const itemSizes = (items: Item[], batch: number) => items.map((it) => batch * (it.kind === 'piece' ? it.channels * (it.region.y1 - it.region.y0) * (it.region.x1 - it.region.x0) : it.channels));
 
 /**
  * Reads one reader's segments of other invocations' bundles, once each, waiting for those
@@ -70,7 +68,7 @@ export class SegmentReader {
       const { start, end, segment } = segmentRange(bundle, this.reader, this.ctx.batch);
       const key = requestKeys.bundle(this.ctx.requestId, source);
       p = this.exchange.wait(key, { deadline: this.ctx.deadline, range: { start, end }, abortKey: requestKeys.abort(this.ctx.requestId), what: this.ctx.describe?.(source) ?? source })
-        .then((buf) => decodeSegment(buf, itemSizes(segment.items, this.ctx.batch), key));
+        .then((buf) => decodeSegment(buf, segment.items.map((it) => this.ctx.batch * itemFloats(it)), key));
       this.segments.set(source, p);
     }
     return p;
