@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { InvokeError, PayloadTooLargeError, deserializeInvokeError } from './errors.ts';
 import type { SerializedInvokeError } from './errors.ts';
-import type { FunctionContext, FunctionHandler, InvokeResult, Invoker } from './invoker.ts';
+import type { FunctionContext, FunctionHandler, InvokeOptions, InvokeResult, Invoker } from './invoker.ts';
 
 // ---- IPC protocol between ProcessPoolInvoker (parent) and this runner (child). Internal. ----
 
@@ -52,7 +52,7 @@ export type RunnerMessage =
   | { t: 'error'; id: number; error: RemoteError; durationMs: number; maxRssBytes: number }
   | { t: 'oom'; rssBytes: number; maxRssBytes: number }
   /** Nested invocation from the handler via context.invoker; callIds are per instance. */
-  | { t: 'invoke-req'; callId: number; functionName: string; payload: Buffer | Uint8Array; gang?: { id: number; size: number } };
+  | { t: 'invoke-req'; callId: number; functionName: string; payload: Buffer | Uint8Array; gang?: { id: number; size: number }; urgent?: boolean };
 
 const send = (msg: RunnerMessage): Promise<void> =>
   new Promise((resolve) => {
@@ -90,10 +90,14 @@ class RelayInvoker implements Invoker {
 
   invokeGang(functionName: string, payloads: Buffer[]): Promise<InvokeResult>[] {
     const gang = { id: this.#seq + 1, size: payloads.length };
-    return payloads.map((p) => this.invoke(functionName, p, gang));
+    return payloads.map((p) => this.send(functionName, p, { gang }));
   }
 
-  invoke(functionName: string, payload: Buffer | Uint8Array, gang?: { id: number; size: number }): Promise<InvokeResult> {
+  invoke(functionName: string, payload: Buffer | Uint8Array, options?: InvokeOptions): Promise<InvokeResult> {
+    return this.send(functionName, payload, { urgent: options?.urgent });
+  }
+
+  private send(functionName: string, payload: Buffer | Uint8Array, extra: { gang?: { id: number; size: number }; urgent?: boolean }): Promise<InvokeResult> {
     const site: { stack?: string } = {};
     Error.captureStackTrace(site, RelayInvoker.prototype.invoke);
     if (typeof functionName !== 'string') {
@@ -114,7 +118,7 @@ class RelayInvoker implements Invoker {
     const callId = ++this.#seq;
     return new Promise<InvokeResult>((resolve, reject) => {
       this.#pending.set(callId, { functionName, resolve, reject, site });
-      const msg: RunnerMessage = { t: 'invoke-req', callId, functionName, payload, ...(gang ? { gang } : {}) };
+      const msg: RunnerMessage = { t: 'invoke-req', callId, functionName, payload, ...(extra.gang ? { gang: extra.gang } : {}), ...(extra.urgent ? { urgent: true } : {}) };
       const failed = (err: unknown) => {
         if (!this.#pending.delete(callId)) return;
         reject(new InvokeError(`cannot invoke ${functionName}: ${err instanceof Error ? err.message : String(err)}`, { functionName, cause: err }));

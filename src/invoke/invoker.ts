@@ -6,7 +6,7 @@
  */
 export interface Invoker {
   /** Invoke `functionName` with `payload` and wait for its response. */
-  invoke(functionName: string, payload: Buffer): Promise<InvokeResult>;
+  invoke(functionName: string, payload: Buffer, options?: InvokeOptions): Promise<InvokeResult>;
   /**
    * Invoke `functionName` once per payload, all at once: the calls start together when that
    * many instances are free, or wait together (gang scheduling, for workers that wait for each
@@ -16,6 +16,15 @@ export interface Invoker {
   invokeGang?(functionName: string, payloads: Buffer[]): Promise<InvokeResult>[];
   /** Release resources (kill local instances, close connections). */
   close?(): Promise<void>;
+}
+
+export interface InvokeOptions {
+  /**
+   * The call replaces a failed member of a gang that is running. Where calls queue (the local
+   * pool) it goes ahead of gangs still waiting for instances: they wait for the running gang,
+   * and the running gang waits for this call. Platforms that throttle instead ignore it.
+   */
+  urgent?: boolean;
 }
 
 export interface InvokeResult {

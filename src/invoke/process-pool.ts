@@ -23,7 +23,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import type { InvokeResult, Invoker } from './invoker.ts';
+import type { InvokeOptions, InvokeResult, Invoker } from './invoker.ts';
 import {
   DEFAULT_MAX_PAYLOAD_BYTES,
   FunctionCrashedError,
@@ -193,7 +193,7 @@ export class ProcessPoolInvoker implements Invoker {
     }
   }
 
-  invoke(functionName: string, payload: Buffer | Uint8Array): Promise<InvokeResult> {
+  invoke(functionName: string, payload: Buffer | Uint8Array, options?: InvokeOptions): Promise<InvokeResult> {
     if (this.closed) return Promise.reject(new InvokeError(`invoker is closed (invoking ${functionName})`, { functionName }));
     const fn = this.fns.get(functionName);
     if (!fn) return Promise.reject(new FunctionNotFoundError(functionName, { known: [...this.fns.keys()] }));
@@ -207,7 +207,9 @@ export class ProcessPoolInvoker implements Invoker {
       );
     }
     return new Promise<InvokeResult>((resolve, reject) => {
-      fn.queue.push({ requestId: randomUUID(), payload: body, resolve, reject, settled: false });
+      const call: Call = { requestId: randomUUID(), payload: body, resolve, reject, settled: false };
+      if (options?.urgent) fn.queue.unshift(call);
+      else fn.queue.push(call);
       this.pump(fn);
     });
   }
@@ -552,7 +554,7 @@ export class ProcessPoolInvoker implements Invoker {
     let call: Promise<InvokeResult>;
     try {
       call = typeof msg.functionName === 'string'
-        ? this.invoke(msg.functionName, msg.payload)
+        ? this.invoke(msg.functionName, msg.payload, { urgent: msg.urgent === true })
         : Promise.reject(new TypeError('invoke(): functionName must be a string'));
     } catch (err) {
       call = Promise.reject(err);

@@ -7,6 +7,12 @@ export const artifactKeys = {
   subModel: (subSha: string) => `artifacts/submodels/${subSha}.onnx`,
 };
 
+/**
+ * Request keys are not per attempt: what is written under them is a pure function of the plan,
+ * the input and the tile (ORT on CPU is deterministic for a fixed thread count), and every put
+ * replaces the object whole. A retried worker, or a late duplicate of one that timed out,
+ * writes the same bytes, so readers never see a mix of attempts.
+ */
 export const requestPrefix = (requestId: string) => `requests/${requestId}/`;
 
 export const requestKeys = {

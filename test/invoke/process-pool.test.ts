@@ -378,3 +378,24 @@ describe('ProcessPoolInvoker lifecycle', () => {
     }
   });
 });
+
+describe('ProcessPoolInvoker gangs and urgent calls', () => {
+  it('an urgent call (a replacement for a dead gang member) starts ahead of a gang still waiting for instances', async () => {
+    const pool = new ProcessPoolInvoker({ functions: { s: fn('sleep', { maxInstances: 2 }) } });
+    try {
+      await pool.prewarm('s');
+      const busy = pool.invoke('s', Buffer.from('{"ms":600,"tag":"busy"}'));
+      // The gang needs both instances, so it waits for `busy`; a plain call would queue behind it.
+      const gang = pool.invokeGang('s', [0, 1].map((i) => Buffer.from(JSON.stringify({ ms: 0, tag: `g${i}` }))));
+      const plain = pool.invoke('s', Buffer.from('{"ms":0,"tag":"plain"}'));
+      const urgent = json((await pool.invoke('s', Buffer.from('{"ms":0,"tag":"urgent"}'), { urgent: true })).payload);
+      const busyEnd = json((await busy).payload).end as number;
+      assert.ok(urgent.end <= busyEnd, `the urgent call ended at ${urgent.end}, after the busy one (${busyEnd})`);
+      const gangStart = Math.min(...(await Promise.all(gang)).map((r) => json(r.payload).start as number));
+      assert.ok(gangStart >= busyEnd - 5, 'the gang started only when both instances were free');
+      assert.ok(json((await plain).payload).start >= gangStart - 5, 'a plain call keeps its place behind the gang');
+    } finally {
+      await pool.close();
+    }
+  });
+});
