@@ -126,7 +126,7 @@ export interface PackageOptions {
 
 const packageName = (spec: string) => (spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]);
 
-const esbuildCommon = {
+export const esbuildCommon = {
   bundle: true,
   platform: 'node',
   target: 'node20',

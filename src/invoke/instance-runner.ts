@@ -207,7 +207,11 @@ function serializeError(err: unknown): RemoteError {
   return { errorType: 'Error', errorMessage: typeof err === 'string' ? err : String(jsonClone(err) ?? err) };
 }
 
-async function main(): Promise<void> {
+/**
+ * Runs this process as one function instance. `load` imports the function module; by default
+ * the module named by the runner config, and in an instance bundle the module bundled with it.
+ */
+export async function runInstance(load?: () => Promise<unknown>): Promise<void> {
   if (!process.send) {
     console.error('instance-runner must be started by ProcessPoolInvoker (needs an IPC channel)');
     process.exit(2);
@@ -234,7 +238,7 @@ async function main(): Promise<void> {
   const importStart = performance.now();
   let handler: FunctionHandler;
   try {
-    const mod = (await import(pathToFileURL(cfg.entry).href)) as { handler?: unknown; default?: { handler?: unknown } };
+    const mod = (await (load ? load() : import(pathToFileURL(cfg.entry).href))) as { handler?: unknown; default?: { handler?: unknown } };
     const h = mod.handler ?? mod.default?.handler;
     if (typeof h !== 'function') {
       const err = new Error(`module ${cfg.entry} does not export a function named "handler"`);
@@ -287,5 +291,3 @@ async function main(): Promise<void> {
 
   await send({ t: 'ready', importMs, maxRssBytes: maxRssBytes() });
 }
-
-void main();

@@ -39,6 +39,13 @@ import type { ParentMessage, RemoteError, RunnerConfig, RunnerMessage } from './
 export interface LocalFunctionConfig {
   /** Absolute path of a .ts/.js module exporting `handler(event: Buffer, context: FunctionContext)`. */
   entry: string;
+  /**
+   * `entry` is an instance bundle: the runner and the function in one script (see
+   * src/deploy/local-bundles.ts), forked directly. Error classes then have one identity per
+   * instance, as in a deployed function; a runner and a function bundled apart would each carry
+   * their own copy, and `instanceof` would fail between them.
+   */
+  bundled?: boolean;
   /** Maximum concurrently running instances (each serves one call at a time). */
   maxInstances: number;
   /** Per-invocation timeout, measured from dispatch to the instance (queue wait excluded). */
@@ -148,7 +155,7 @@ const STDERR_TAIL_BYTES = 8 * 1024;
 const MAX_RETIRED = 100;
 
 const RUNNER_PATH = fileURLToPath(
-  new URL(import.meta.url.endsWith('.ts') ? './instance-runner.ts' : './instance-runner.js', import.meta.url),
+  new URL(import.meta.url.endsWith('.ts') ? './instance.ts' : './instance.js', import.meta.url),
 );
 
 let tsxImportUrl: string | undefined;
@@ -311,7 +318,8 @@ export class ProcessPoolInvoker implements Invoker {
     const { config } = fn;
     const id = `${fn.name}-${++fn.seq}-${randomUUID().slice(0, 8)}`;
     const execArgv: string[] = [];
-    if (isTs(RUNNER_PATH) || isTs(config.entry)) execArgv.push('--import', tsxLoader());
+    const runner = config.bundled ? config.entry : RUNNER_PATH;
+    if (isTs(runner) || isTs(config.entry)) execArgv.push('--import', tsxLoader());
     if (config.memoryLimitMb !== undefined) execArgv.push(`--max-old-space-size=${Math.max(16, Math.floor(config.memoryLimitMb))}`);
     execArgv.push(...(config.execArgv ?? []));
     const runnerConfig: RunnerConfig = {
@@ -327,7 +335,7 @@ export class ProcessPoolInvoker implements Invoker {
     Object.assign(env, config.env ?? {});
 
     const spawnedAt = performance.now();
-    const child = fork(RUNNER_PATH, [JSON.stringify(runnerConfig)], {
+    const child = fork(runner, [JSON.stringify(runnerConfig)], {
       execArgv,
       env,
       serialization: 'advanced',
