@@ -2,16 +2,21 @@
 import { loadConfig } from '../src/config.ts';
 import type { FunctionContext } from '../src/invoke/invoker.ts';
 import { ArtifactCache } from '../src/serve/artifacts.ts';
-import { makeInvoker, makeNotifier, makeStore, parseEvent } from '../src/serve/deps.ts';
+import { makeExchange, makeInvoker, makeNotifier, makeStore, parseEvent } from '../src/serve/deps.ts';
 import { masterTaskSchema, runMasterTask } from '../src/serve/master.ts';
+import { INVOKE_RETRY } from '../src/invoke/retry.ts';
+import { startFunctionTelemetry } from '../src/telemetry/function.ts';
 
 const config = loadConfig();
 const store = makeStore(config);
 const cache = new ArtifactCache(store, { threads: 0, maxSessions: 16 });
+const exchange = makeExchange(config, store);
+const telemetry = startFunctionTelemetry(config, 'master');
 
 export async function handler(event: Buffer, context: FunctionContext): Promise<string> {
   const task = parseEvent(masterTaskSchema, event, 'master');
-  return JSON.stringify(await runMasterTask(task, {
-    store, cache, invoker: makeInvoker(config, context), workerFunction: config.functions.worker.name, concurrency: config.workerConcurrency, notifier: makeNotifier(store),
-  }));
+  return JSON.stringify(await telemetry.invocation(task, context, { 'plan.key': task.planKey, batch: task.batch }, () => runMasterTask(task, {
+    store, cache, invoker: makeInvoker(config, context), workerFunction: config.functions.worker.name, concurrency: config.workerConcurrency, notifier: makeNotifier(store), exchange,
+    retry: { ...INVOKE_RETRY, retries: config.invokeRetries },
+  })));
 }

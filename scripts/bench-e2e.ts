@@ -1,13 +1,15 @@
 // npm run bench:e2e: end-to-end latency of the local stack vs monolithic ORT (same machine, same
 // run), bytes and requests through the store, worker invocations, the exchange-and-wait share of
-// worker time, and peak worker RSS.
+// worker time, and peak worker RSS; with --exchange store,redis, both exchanges side by side
+// (redis: a redis-server started for the run, or --redis-url).
 //   [--models resnet18,ppocr-det] [--sizes 224,1024] [--grids 2x2] [--reps 3] [--workers 4] [--modes local,cloud]
+//   [--exchange store,redis] [--redis-url redis://HOST:PORT]
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.ts';
-import { startLocalStack, withEmulatorDefaults } from '../src/serve/stack.ts';
+import { startLocalStack, withEmulatorDefaults, type LocalStack } from '../src/serve/stack.ts';
 import { ensureModel } from '../src/models/index.ts';
 import { parseGrid, planModel } from '../src/planner/plan.ts';
 import { exchangeBytes } from '../src/serve/bundles.ts';
@@ -17,6 +19,7 @@ import { randomTensor } from '../src/tensor/random.ts';
 import { runCli, UsageError } from '../src/cli/common.ts';
 import { requestCostSchema, type RequestCost } from '../src/serve/cost-report.ts';
 import type { Plan } from '../src/plan/schema.ts';
+import { startRedis, type RedisServer } from '../test/helpers/redis.ts';
 
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mb = (b: number) => (b / 1048576).toFixed(1);
@@ -32,9 +35,15 @@ runCli(async () => {
     options: {
       reps: { type: 'string', default: '3' }, sizes: { type: 'string', default: '224,1024' }, workers: { type: 'string', default: '4' },
       modes: { type: 'string', default: 'local' }, models: { type: 'string', default: 'resnet18' }, grids: { type: 'string', default: '2x2' },
+      exchange: { type: 'string', default: 'store' }, 'redis-url': { type: 'string' },
     },
   });
   const reps = Number(values.reps);
+  const exchanges = values.exchange.split(',');
+  for (const x of exchanges) if (x !== 'store' && x !== 'redis') throw new UsageError(`unknown exchange ${x}: store or redis`);
+  // A throwaway redis-server (no persistence) unless one is given.
+  let redis: RedisServer | undefined;
+  const redisUrl = exchanges.includes('redis') ? values['redis-url'] ?? (redis = await startRedis()).url : undefined;
   const dir = await mkdtemp(join(tmpdir(), 'fc-bench-'));
   const rows: Record<string, unknown>[] = [];
   const byMode = new Map<string, Map<string, number>>();
@@ -58,21 +67,28 @@ runCli(async () => {
       try {
         for (const mode of values.modes.split(',')) {
           // local: FsStore + process pool; cloud: ali-oss and @alicloud/fc20230330 against the loopback OSS and FC servers.
-          const env = mode === 'cloud' ? { STORE: 'oss', INVOKER: 'fc' } : {};
-          const stack = await startLocalStack(loadConfig(withEmulatorDefaults({
-            ...env, PORT: '0', DATA_DIR: join(dir, `data-${model}-${mode}`), MODEL_PATH: modelPath, PLANS: plans.map((p) => p.file).join(','), DEFAULT_PLAN: plans[0].name,
-            WORKER_MAX_INSTANCES: values.workers, MAX_BODY_BYTES: String(64 << 20), FUNCTION_TIMEOUT_MS: '600000', ...(process.env.WORKER_MEM_ARENA ? { WORKER_MEM_ARENA: process.env.WORKER_MEM_ARENA } : {}),
-          })));
-          if (!byMode.has(mode)) byMode.set(mode, new Map());
-          const latencies = byMode.get(mode)!;
+          // One stack per exchange, all up at once, and their requests interleaved: on a shared
+          // machine the exchanges are compared under the same load, not one after the other.
+          const stacks: { exchange: string; label: string; stack: LocalStack }[] = [];
           try {
+            for (const exchange of exchanges) {
+              const env = { ...(mode === 'cloud' ? { STORE: 'oss', INVOKER: 'fc' } : {}), ...(exchange === 'redis' ? { EXCHANGE: 'redis', REDIS_URL: redisUrl! } : {}) };
+              stacks.push({
+                exchange, label: exchanges.length > 1 ? `${mode}/${exchange}` : mode,
+                stack: await startLocalStack(loadConfig(withEmulatorDefaults({
+                  ...env, PORT: '0', DATA_DIR: join(dir, `data-${model}-${mode}-${exchange}`), MODEL_PATH: modelPath, PLANS: plans.map((p) => p.file).join(','), DEFAULT_PLAN: plans[0].name,
+                  WORKER_MAX_INSTANCES: values.workers, MAX_BODY_BYTES: String(64 << 20), FUNCTION_TIMEOUT_MS: '600000', LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+                  ...(process.env.WORKER_MEM_ARENA ? { WORKER_MEM_ARENA: process.env.WORKER_MEM_ARENA } : {}),
+                }))),
+              });
+            }
             for (const p of plans) {
               const shape = p.plan.input.shape;
               const x = randomTensor(shape, 1);
               const inName = p.plan.input.name;
               const outName = p.plan.outputs[0].name;
               const enc = encodeInferRequest({ inputs: [{ name: inName, shape, data: x.data }], outputs: [{ name: outName, parameters: { binary_data: true } }] }, { binary: true });
-              const post = async () => {
+              const post = async (stack: LocalStack) => {
                 const t0 = performance.now();
                 const res = await fetch(`${stack.url}/v2/models/${p.name}/infer`, { method: 'POST', body: new Uint8Array(enc.body), headers: enc.headers });
                 const body = Buffer.from(await res.arrayBuffer());
@@ -80,42 +96,47 @@ runCli(async () => {
                 const hlen = Number(res.headers.get('inference-header-content-length') ?? body.length);
                 return { ms: performance.now() - t0, cost: requestCostSchema.parse(JSON.parse(body.subarray(0, hlen).toString('utf8')).parameters.cost) };
               };
-              await post(); // warm: cold starts and session loads happen here
-              const dist: number[] = [];
-              let cost: RequestCost | undefined;
-              const m: number[] = [];
+              for (const s of stacks) await post(s.stack); // warm: cold starts and session loads happen here
+              const runs = stacks.map(() => ({ dist: [] as number[], handler: [] as number[], m: [] as number[], cost: undefined as RequestCost | undefined }));
               await mono.run({ [inName]: x });
-              // Interleaved so both see the same machine state.
-              const handler: number[] = [];
+              // Interleaved so every exchange and monolithic ORT see the same machine state.
               for (let i = 0; i < reps; i++) {
-                const r = await post();
-                dist.push(r.ms);
-                handler.push(r.cost.ms.total);
-                cost = r.cost;
-                const t0 = performance.now();
-                await mono.run({ [inName]: x });
-                m.push(performance.now() - t0);
+                for (const [k, s] of stacks.entries()) {
+                  const r = await post(s.stack);
+                  runs[k].dist.push(r.ms);
+                  runs[k].handler.push(r.cost.ms.total);
+                  runs[k].cost = r.cost;
+                  const t0 = performance.now();
+                  await mono.run({ [inName]: x });
+                  runs[k].m.push(performance.now() - t0);
+                }
               }
-              const c = cost!;
-              const eb = exchangeBytes(p.plan);
-              const inputBytes = x.data.byteLength;
-              latencies.set(p.name, median(dist));
-              const row = {
-                mode, plan: p.name, chains: p.plan.summary.chains, tiles: p.plan.summary.tiles, distributedMs: Math.round(median(dist)), monolithicMs: Math.round(median(m)),
-                ratio: +(median(dist) / median(m)).toFixed(2),
-                // The handler's own measure (input stored to output read), without the HTTP trigger's emulation.
-                handlerMs: Math.round(median(handler)), handlerRatio: +(median(handler) / median(m)).toFixed(2),
-                storeBytes: c.store.bytesRead + c.store.bytesWritten, storeOverInput: +((c.store.bytesRead + c.store.bytesWritten) / inputBytes).toFixed(2),
-                storeRequests: c.store.requests, workerInvocations: c.invocations.worker,
-                exchangeWaitShare: c.workerTime.exchangeShare, workerComputeMs: c.workerTime.computeMs, workerExchangeMs: c.workerTime.exchangeMs, workerWaitMs: c.workerTime.waitMs,
-                predictedStoreBytes: eb.direct, mergeResplitBytes: eb.mergeResplit, peakWorkerRssMb: c.peakWorkerRssMb,
-                billedCU: +c.billed.computeUnits.toFixed(3),
-              };
-              rows.push(row);
-              console.log(`${mode.padEnd(6)} ${p.name.padEnd(24)} ${String(row.tiles).padStart(3)} tiles  distributed ${row.distributedMs} ms  monolithic ${row.monolithicMs} ms  ratio ${row.ratio} (handler ${row.handlerMs} ms, ${row.handlerRatio}x)  store ${mb(row.storeBytes)} MB (${row.storeOverInput}x input) in ${row.storeRequests} requests  ${row.workerInvocations} worker invocations  exchange+wait ${(100 * row.exchangeWaitShare).toFixed(1)}% of worker time  peak worker RSS ${row.peakWorkerRssMb} MB`);
+              for (const [k, { exchange, label }] of stacks.entries()) {
+                const { dist, handler, m } = runs[k];
+                const c = runs[k].cost!;
+                const eb = exchangeBytes(p.plan);
+                const inputBytes = x.data.byteLength;
+                if (!byMode.has(label)) byMode.set(label, new Map());
+                byMode.get(label)!.set(p.name, median(dist));
+                const row = {
+                  mode, exchange, plan: p.name, chains: p.plan.summary.chains, tiles: p.plan.summary.tiles, distributedMs: Math.round(median(dist)), monolithicMs: Math.round(median(m)),
+                  ratio: +(median(dist) / median(m)).toFixed(2),
+                  // The handler's own measure (input stored to output read), without the HTTP trigger's emulation.
+                  handlerMs: Math.round(median(handler)), handlerRatio: +(median(handler) / median(m)).toFixed(2),
+                  storeBytes: c.store.bytesRead + c.store.bytesWritten, storeOverInput: +((c.store.bytesRead + c.store.bytesWritten) / inputBytes).toFixed(2),
+                  storeRequests: c.store.requests, workerInvocations: c.invocations.worker,
+                  // Through Redis (EXCHANGE=redis): strips, partials and output bundles; 0 with the store exchange.
+                  exchangeBytes: (c.exchange?.bytesRead ?? 0) + (c.exchange?.bytesWritten ?? 0), exchangeRequests: c.exchange?.requests ?? 0,
+                  exchangeWaitShare: c.workerTime.exchangeShare, workerComputeMs: c.workerTime.computeMs, workerExchangeMs: c.workerTime.exchangeMs, workerWaitMs: c.workerTime.waitMs,
+                  predictedStoreBytes: eb.direct, mergeResplitBytes: eb.mergeResplit, peakWorkerRssMb: c.peakWorkerRssMb,
+                  billedCU: +c.billed.computeUnits.toFixed(3),
+                };
+                rows.push(row);
+                console.log(`${label.padEnd(exchanges.length > 1 ? 12 : 6)} ${p.name.padEnd(24)} ${String(row.tiles).padStart(3)} tiles  distributed ${row.distributedMs} ms  monolithic ${row.monolithicMs} ms  ratio ${row.ratio} (handler ${row.handlerMs} ms, ${row.handlerRatio}x)  store ${mb(row.storeBytes)} MB (${row.storeOverInput}x input) in ${row.storeRequests} requests${exchange === 'redis' ? `  redis ${mb(row.exchangeBytes)} MB in ${row.exchangeRequests} requests` : ''}  ${row.workerInvocations} worker invocations  exchange+wait ${(100 * row.exchangeWaitShare).toFixed(1)}% of worker time (exchange ${row.workerExchangeMs} ms, wait ${row.workerWaitMs} ms)  peak worker RSS ${row.peakWorkerRssMb} MB`);
+              }
             }
           } finally {
-            await stack.close();
+            for (const s of stacks) await s.stack.close();
           }
         }
       } finally {
@@ -123,12 +144,18 @@ runCli(async () => {
       }
     }
   } finally {
+    await redis?.stop();
     await rm(dir, { recursive: true, force: true });
   }
   const local = byMode.get('local');
   const cloud = byMode.get('cloud');
   if (local && cloud) {
     for (const [name, ms] of cloud) console.log(`cloud/local ${name}: ${(ms / local.get(name)!).toFixed(2)}x (SDKs + HTTP + signing vs FsStore + IPC)`);
+  }
+  for (const mode of values.modes.split(',')) {
+    const store = byMode.get(`${mode}/store`);
+    const viaRedis = byMode.get(`${mode}/redis`);
+    if (store && viaRedis) for (const [name, ms] of viaRedis) console.log(`${mode} redis/store ${name}: ${(ms / store.get(name)!).toFixed(2)}x latency`);
   }
   console.log(JSON.stringify({ workers: Number(values.workers), reps, rows }));
 });

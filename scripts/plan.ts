@@ -1,12 +1,14 @@
 // npm run plan -- --model <file.onnx> --input-shape NxCxHxW --grid RxC[,RxC...]|auto --out <plan.json> [--cuts exchange|stage|block|none|t1,t2] [--max-workers 100]
-//   auto: [--objective latency|cost] [--worker-memory-mb 1024] [--vcpu 1] [--slo-ms N] [--profile local|fc|file.json] [--concurrency N]
+//   auto: [--objective balanced|latency|cost] [--latency-slack 0.25] [--worker-memory-mb 1024] [--vcpu 1] [--slo-ms N]
+//         [--profile local|fc|file.json] [--concurrency N]
+//   balanced (default): the cheapest plan within --latency-slack (25%) of the fastest plan's predicted latency.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cutCandidates, DEFAULT_MAX_WORKERS, parseGrid, parseShape, planModel, type CutSpec } from '../src/planner/plan.ts';
 import { readInput, runCli, UsageError } from '../src/cli/common.ts';
-import { planModelAuto } from '../src/planner/auto.ts';
-import { loadProfile } from '../src/cost/profiles.ts';
+import { DEFAULT_LATENCY_SLACK, planModelAuto } from '../src/planner/auto.ts';
+import { formatRange, loadProfileRange, predictRange } from '../src/cost/profiles.ts';
 
 export function parseCuts(spec: string | undefined): CutSpec | undefined {
   // Unset: the planner's default (`exchange`, or `stage` for a grid per group).
@@ -20,7 +22,7 @@ runCli(async () => {
     options: {
       model: { type: 'string' }, 'input-shape': { type: 'string' }, grid: { type: 'string' }, out: { type: 'string' },
       cuts: { type: 'string' }, 'list-cuts': { type: 'boolean' }, name: { type: 'string' },
-      objective: { type: 'string', default: 'latency' }, 'worker-memory-mb': { type: 'string', default: '1024' }, vcpu: { type: 'string', default: '1' },
+      objective: { type: 'string', default: 'balanced' }, 'latency-slack': { type: 'string' }, 'worker-memory-mb': { type: 'string', default: '1024' }, vcpu: { type: 'string', default: '1' },
       'slo-ms': { type: 'string' }, profile: { type: 'string', default: 'local' }, concurrency: { type: 'string' }, batch: { type: 'string' },
       'max-workers': { type: 'string' },
     },
@@ -38,17 +40,25 @@ runCli(async () => {
   const t0 = performance.now();
   const name = values.name ?? values.model.split('/').pop()!.replace(/\.onnx$/, '');
   let plan;
+  let range: ReturnType<typeof loadProfileRange> | undefined;
   if (values.grid === 'auto') {
     const objective = values.objective;
-    if (objective !== 'latency' && objective !== 'cost') throw new UsageError(`--objective must be latency or cost, not ${objective}`);
+    if (objective !== 'balanced' && objective !== 'latency' && objective !== 'cost') throw new UsageError(`--objective must be balanced, latency or cost, not ${objective}`);
     if (objective === 'cost' && !values['slo-ms']) throw new UsageError('--objective cost needs --slo-ms');
     const num = (flag: string, v: string | undefined) => {
       const n = Number(v);
       if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${flag} must be a positive number, not ${v}`);
       return n;
     };
-    const profile = loadProfile(values.profile);
+    range = loadProfileRange(values.profile);
+    const profile = range.typical;
+    let latencySlack = DEFAULT_LATENCY_SLACK;
+    if (values['latency-slack'] !== undefined) {
+      latencySlack = Number(values['latency-slack']);
+      if (!Number.isFinite(latencySlack) || latencySlack < 0) throw new UsageError(`--latency-slack must be a number >= 0 (0.25 = within 25% of the fastest plan), not ${values['latency-slack']}`);
+    }
     const auto = planModelAuto(bytes, shape, {
+      latencySlack,
       objective, profile, vcpu: num('vcpu', values.vcpu), workerMemoryMb: num('worker-memory-mb', values['worker-memory-mb']),
       // FC scales out to the worker function's instance limit; the local stack to its pool (4
       // unless told), which also bounds its chains.
@@ -60,7 +70,7 @@ runCli(async () => {
     plan = auto.plan;
     for (const c of auto.choice.candidates) {
       const grids = c.label === 'mixed' && c.grids.length ? ` (${c.grids.map((g) => `${g.rows}x${g.cols}`).join(',')})` : '';
-      const priced = c.latencyMs !== undefined ? `${c.latencyMs.toFixed(0)} ms, ${c.computeUnits!.toFixed(2)} CU, peak ${c.workerPeakMb!.toFixed(0)} MB, ${c.tiles} tiles in ${c.chains} chains` : '';
+      const priced = c.latencyMs !== undefined ? `${c.latencyMs.toFixed(0)} ms, ${c.computeUnits!.toFixed(3)} CU, peak ${c.workerPeakMb!.toFixed(0)} MB, ${c.tiles} tiles in ${c.chains} chains` : '';
       console.log(`auto: ${c.label}${grids}  ${priced}${c.skipped ? `${priced ? '; ' : ''}dropped: ${c.skipped}` : ''}`);
     }
     console.log(`auto: chose ${auto.choice.label}${auto.choice.label === 'mixed' ? ` (${auto.choice.evaluated} group/grid pairs evaluated; cuts at ${auto.choice.cuts.join(', ') || '(none)'})` : ''}`);
@@ -81,6 +91,13 @@ runCli(async () => {
     const groups = stages.filter((s) => s.kind === 'group').length;
     console.log(`chain ${c.id}: stages ${c.stages.join(',')} (${groups} group${groups === 1 ? '' : 's'}${stages.length > groups ? ` + ${stages.length - groups} reduction${stages.length - groups === 1 ? '' : 's'}` : ''}), ${c.workers} worker${c.workers === 1 ? '' : 's'}${c.stages.length > 1 ? ', co-scheduled' : ''}`);
   }
-  if (plan.prediction) console.log(`predicted (${plan.prediction.profile} profile): ${plan.prediction.latencyMs.toFixed(0)} ms, worker peak ${plan.prediction.workerPeakMb.toFixed(0)} MB, ${plan.prediction.invocations} invocations, ${plan.prediction.computeUnits} CU (USD ${plan.prediction.usdPer1000.toFixed(4)} per 1000 requests)`);
+  if (plan.prediction && range) {
+    const pr = plan.prediction;
+    const r = predictRange(plan, { vcpu: pr.vcpu, memoryMb: pr.workerMemoryMb, batch: pr.batch, concurrency: pr.concurrency, maxWorkers: plan.maxWorkers }, range);
+    const widest = Math.max(...plan.stages.map((s) => (s.kind === 'group' ? s.tiles.length : 0)), ...plan.chains.map((c) => c.workers));
+    console.log(`predicted (${pr.profile} profile, typical (best-worst) over its ranges): ${formatRange(r.typical.latencyMs, r.best.latencyMs, r.worst.latencyMs, 0, ' ms')}, `
+      + `USD ${formatRange(r.typical.totalUsd * 1000, r.best.totalUsd * 1000, r.worst.totalUsd * 1000, 4)} per 1000 requests (FC compute ${pr.computeUnits} CU + store requests), `
+      + `worker peak ${pr.workerPeakMb.toFixed(0)} MB, ${pr.invocations} invocations, ${pr.storeRequests} store requests (peak ${r.typical.peakStoreRps.toFixed(0)}/s), at most ${widest} concurrent workers`);
+  }
   console.log(JSON.stringify({ out: values.out, groups: plan.summary.groups, chains: plan.summary.chains, maxWorkers: plan.maxWorkers, tiles: plan.summary.tiles, redundancy: plan.summary.redundancy, subModelBytes: plan.summary.subModelBytes, modelBytes: plan.model.bytes, subModelRatio: plan.summary.subModelBytes / plan.model.bytes, planMs: Math.round(ms) }));
 });

@@ -78,6 +78,9 @@ export interface PredictedColumns {
   computeUnits: number;
   fcLatencyMs?: number;
   fcComputeUnits?: number;
+  /** FC latency with every profile figure at the favourable / unfavourable end of its published range. */
+  fcLatencyBestMs?: number;
+  fcLatencyWorstMs?: number;
 }
 
 export interface PaperRow {
@@ -117,7 +120,7 @@ export interface BenchRow {
   cu_per_1k?: number; usd_per_1k?: number; vcpu_s_per_req?: number; gb_s_per_req?: number; reserved_cu_per_1k?: number;
   mono_p50_ms?: number; mono_rss_mb?: number; mono_fits_memory?: boolean; mono_cu_per_1k?: number; latency_vs_mono?: number; cost_vs_mono?: number; max_abs_diff?: number;
   pred_latency_ms?: number; pred_worker_peak_mb?: number; pred_invocations?: number; pred_store_requests?: number; pred_store_mb?: number; pred_cu_per_1k?: number; measured_over_pred_latency?: number;
-  pred_fc_latency_ms?: number; pred_fc_cu_per_1k?: number;
+  pred_fc_latency_ms?: number; pred_fc_cu_per_1k?: number; pred_fc_latency_best_ms?: number; pred_fc_latency_worst_ms?: number;
   paper_max_workertime_ms?: number; paper_total_memory_mb?: number; paper_total_runtime_ms?: number; paper_worker_over_total?: number;
   mt_saving_billed?: number; mt_saving_reserved?: number;
 }
@@ -194,6 +197,8 @@ export const COLUMNS: Column[] = [
   { key: 'measured_over_pred_latency', header: 'measured/pred latency', doc: 'total_runtime / pred_latency (1 = exact)' },
   { key: 'pred_fc_latency_ms', header: 'pred_fc_latency(ms)', doc: 'the cost model\'s prediction for Function Compute (FC profile)' },
   { key: 'pred_fc_cu_per_1k', header: 'pred_fc_cu_per_1k', doc: 'predicted CU per 1,000 requests on Function Compute' },
+  { key: 'pred_fc_latency_best_ms', header: 'pred_fc_latency_best(ms)', doc: 'FC prediction with every profile figure at the favourable end of its published range (profiles/fc.json)' },
+  { key: 'pred_fc_latency_worst_ms', header: 'pred_fc_latency_worst(ms)', doc: 'FC prediction with every profile figure at the unfavourable end of its range' },
   { key: 'paper_max_workertime_ms', header: 'paper_max_workertime(ms)', doc: 'the paper\'s Table 1 value for the same vCPU, memory, batch and worker_num (empty when the paper has no such row)' },
   { key: 'paper_total_memory_mb', header: 'paper_total_memory usage(mb)', doc: 'the paper\'s value, as above' },
   { key: 'paper_total_runtime_ms', header: 'paper_total_runtime(ms)', doc: 'the paper\'s value, as above' },
@@ -300,6 +305,8 @@ export function summarizeConfig(inp: SummaryInput): BenchRow {
     row.measured_over_pred_latency = round(ratio(row.total_runtime_ms, p.latencyMs), 2);
     row.pred_fc_latency_ms = round(p.fcLatencyMs);
     row.pred_fc_cu_per_1k = p.fcComputeUnits === undefined ? undefined : round(p.fcComputeUnits * 1000, 3);
+    row.pred_fc_latency_best_ms = round(p.fcLatencyBestMs);
+    row.pred_fc_latency_worst_ms = round(p.fcLatencyWorstMs);
   }
   const pr = inp.paper;
   if (pr) {

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createSession, type ModelSession } from '../runtime/ort.ts';
+import { asFloat32, createSession, type ModelSession } from '../runtime/ort.ts';
 import { randomTensor } from '../tensor/random.ts';
 
 export interface MonoRequest { t: 'run'; id: number; modelPath: string; inputName: string; shape: number[]; seed: number; threads: number; warmup: number; runs: number }
@@ -37,14 +37,14 @@ async function handle(req: MonoRequest): Promise<MonoReply> {
   let output: { dims: number[]; data: Float32Array } | undefined;
   for (let i = 0; i < req.warmup; i++) {
     const out = await session.run({ [req.inputName]: x });
-    output ??= Object.values(out)[0];
+    output ??= asFloat32(Object.values(out)[0], 'monolithic output');
   }
   const times: number[] = [];
   for (let i = 0; i < req.runs; i++) {
     const t0 = performance.now();
     const out = await session.run({ [req.inputName]: x });
     times.push(performance.now() - t0);
-    output ??= Object.values(out)[0];
+    output ??= asFloat32(Object.values(out)[0], 'monolithic output');
   }
   return { t: 'result', id: req.id, times, output: output!, maxRssMb: peakRssMb() };
 }

@@ -42,6 +42,11 @@ const PRINTED: { key: keyof BenchRow; header: string }[] = [
   { key: 'mono_p50_ms', header: 'mono ms' },
   { key: 'latency_vs_mono', header: 'x mono' },
   { key: 'pred_latency_ms', header: 'pred ms' },
+  { key: 'measured_over_pred_latency', header: 'meas/pred' },
+  // Predicted on FC (profiles/fc.json): typical, and both ends of its published ranges.
+  { key: 'pred_fc_latency_ms', header: 'FC ms' },
+  { key: 'pred_fc_latency_best_ms', header: 'FC best' },
+  { key: 'pred_fc_latency_worst_ms', header: 'FC worst' },
 ];
 
 /** A fixed-width text table of the main columns. */

@@ -9,6 +9,9 @@
  */
 import type { PaperRow } from './columns.ts';
 
+/** Groups in the paper's ResNet-18 schemes: each is a round of worker invocations per request. */
+export const PAPER_GROUPS = 6;
+
 export const PAPER_TABLE1_CSV_HEADER = 'vcpu,memory_size_mb,batch_size,worker_num,max_workertime_ms,total_memory_usage_mb,total_runtime_ms,worker_over_total_time';
 
 const RAW: [number, number, number, number, number, number, number, number][] = [

@@ -1,17 +1,19 @@
 /**
  * The predicted columns, from the cost model (src/cost/model.ts) with the local profile (and the
- * FC profile for the FC columns). `predictColumns` is the one place the bench calls the model; a
+ * FC profile for the FC columns, with both ends of its published ranges). `predictColumns` is the one place the bench calls the model; a
  * model error leaves the columns empty with a note instead of failing the run.
  */
 import type { Plan } from '../plan/schema.ts';
 import { predictPlan, type CostProfile } from '../cost/model.ts';
-import { fcProfile, localProfile } from '../cost/profiles.ts';
+import { loadProfileRange, localProfile, type ProfileRange } from '../cost/profiles.ts';
 import type { PredictedColumns } from './columns.ts';
 
 export interface CostModel {
   predictPlan: typeof predictPlan;
   local: CostProfile;
   fc?: CostProfile;
+  /** The FC profile at both ends of its published ranges. */
+  fcRange?: ProfileRange;
 }
 
 /** The model and its profiles, or a note saying why predictions are off. */
@@ -22,14 +24,14 @@ export function loadCostModel(): { model?: CostModel; note?: string } {
   } catch (e) {
     return { note: `predicted columns empty: no local cost profile (${(e as Error).message.split('\n')[0]})` };
   }
-  let fc: CostProfile | undefined;
+  let fcRange: ProfileRange | undefined;
   let note: string | undefined;
   try {
-    fc = fcProfile();
+    fcRange = loadProfileRange('fc');
   } catch (e) {
     note = `predicted FC columns empty: ${(e as Error).message.split('\n')[0]}`;
   }
-  return { model: { predictPlan, local, fc }, note };
+  return { model: { predictPlan, local, fc: fcRange?.typical, fcRange }, note };
 }
 
 export interface PredictInput {
@@ -50,11 +52,14 @@ export function predictColumns(m: CostModel | undefined, inp: PredictInput, onEr
     const opts = { vcpu: inp.vcpu, memoryMb: inp.memoryMb, batch: inp.batch, concurrency: inp.workerLanes, master: inp.master, handler: inp.handler };
     const local = m.predictPlan(inp.plan, { ...opts, profile: m.local });
     // On FC every tile can get its own instance: the plan's tile count bounds the concurrency.
-    const fc = m.fc ? m.predictPlan(inp.plan, { ...opts, concurrency: Math.max(1, inp.plan.summary.tiles), profile: m.fc }) : undefined;
+    const fcOpts = { ...opts, concurrency: Math.max(1, inp.plan.summary.tiles) };
+    const fc = m.fc ? m.predictPlan(inp.plan, { ...fcOpts, profile: m.fc }) : undefined;
+    const best = m.fcRange ? m.predictPlan(inp.plan, { ...fcOpts, profile: m.fcRange.best }) : undefined;
+    const worst = m.fcRange ? m.predictPlan(inp.plan, { ...fcOpts, profile: m.fcRange.worst }) : undefined;
     return {
       latencyMs: local.latencyMs, workerPeakMb: local.workerPeakMb, invocations: local.invocations,
       storeRequests: local.storeRequests, storeBytes: local.storeBytes, computeUnits: local.billed.computeUnits,
-      fcLatencyMs: fc?.latencyMs, fcComputeUnits: fc?.billed.computeUnits,
+      fcLatencyMs: fc?.latencyMs, fcComputeUnits: fc?.billed.computeUnits, fcLatencyBestMs: best?.latencyMs, fcLatencyWorstMs: worst?.latencyMs,
     };
   } catch (e) {
     onError?.(`cost model failed for ${inp.plan.model.name} batch ${inp.batch}: ${(e as Error).message.split('\n')[0]}`);

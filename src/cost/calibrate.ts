@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildModel } from '../models/index.ts';
 import { planModel } from '../planner/plan.ts';
-import { RESNET18_CUTS } from '../planner/committed.ts';
+import { COMMITTED_PLANS, RESNET18_CUTS } from '../planner/committed.ts';
 import { createSession, type ModelSession } from '../runtime/ort.ts';
 import { randomTensor } from '../tensor/random.ts';
 import { cropRegion } from '../tensor/nchw.ts';
@@ -13,10 +13,6 @@ import { FsStore } from '../store/fs-store.ts';
 import { ProcessPoolInvoker } from '../invoke/process-pool.ts';
 import type { GroupStage } from '../plan/schema.ts';
 import { predictPlan, type CostProfile } from './model.ts';
-import { loadConfig } from '../config.ts';
-import { startLocalStack } from '../serve/stack.ts';
-import { ensureModel } from '../models/index.ts';
-import { writeFile } from 'node:fs/promises';
 import type { Plan } from '../plan/schema.ts';
 
 const MB = 1048576;
@@ -126,66 +122,95 @@ async function invokeFigures(): Promise<{ overheadMs: number; coldStartMs: numbe
   }
 }
 
-/** Warm latency (median) and peak worker RSS of a plan served by a fresh local stack. */
-async function measureInStack(plan: Plan, workers: number, reps: number): Promise<{ ms: number; peakWorkerMb: number }> {
-  const dir = await mkdtemp(join(tmpdir(), 'fc-calib-stack-'));
-  const file = join(dir, 'plan.json');
-  await writeFile(file, JSON.stringify(plan));
-  await ensureModel('resnet18', 'models/resnet18.onnx');
-  const stack = await startLocalStack(loadConfig({ PORT: '0', DATA_DIR: dir, PLANS: file, DEFAULT_PLAN: 'plan', WORKER_MAX_INSTANCES: String(workers), WORKER_THREADS: '1', FUNCTION_TIMEOUT_MS: '600000' }));
-  try {
-    const planKey = stack.registry.models[0].planKey;
-    const times: number[] = [];
-    let peak = 0;
-    for (let i = 0; i < reps + 1; i++) {
-      const rid = `calib${i}`;
-      const t0 = performance.now();
-      const r = await stack.request(planKey, randomTensor(plan.input.shape, i), rid);
-      if (i > 0) times.push(performance.now() - t0);
-      for (const st of r.report.units) peak = Math.max(peak, st.peakWorkerRssBytes / MB);
+/** One measured configuration of the fit: the plan, its settings, and the handler's median latency. */
+export interface FitRow { plan: Plan; vcpu: number; memoryMb: number; batch: number; workers: number; measuredMs: number; label: string }
+
+/** The constants the fit sets, and the worst and mean |log(predicted / measured)| it reached. */
+export interface FitResult { params: Pick<CostProfile, 'gflopsPerVcpu' | 'invokeOverheadMs' | 'throttleRoundMs'>; worstLogError: number; meanLogError: number }
+
+/**
+ * Fits three constants of `base` so that predictions match `rows`: throughput (a factor on the
+ * micro-benchmarked GFLOP/s: workers share the machine with the handler, the master and each
+ * other), the cost of a worker round (scheduling, IPC, JSON, codec copies), and the wait a
+ * fractional-vCPU worker loses per stage to its duty cycle. Least squares of the log ratios, by
+ * coordinate search; pure, so tests can run it on synthetic rows.
+ */
+export function fitProfile(base: CostProfile, rows: FitRow[]): FitResult {
+  const predictWith = (q: number[]) => {
+    const prof: CostProfile = { ...base, gflopsPerVcpu: base.gflopsPerVcpu * q[0], invokeOverheadMs: q[1], throttleRoundMs: q[2] };
+    const errs = rows.map((r) => Math.abs(Math.log(predictPlan(r.plan, { profile: prof, vcpu: r.vcpu, memoryMb: r.memoryMb, batch: r.batch, concurrency: r.workers }).latencyMs / r.measuredMs)));
+    return { worst: Math.max(...errs), mean: errs.reduce((a, b) => a + b, 0) / errs.length, squares: errs.reduce((a, b) => a + b * b, 0) };
+  };
+  // Least squares of the log ratios: smooth, so a coordinate search converges.
+  const score = (q: number[]) => predictWith(q).squares;
+  const bounds: [number, number][] = [[0.2, 3], [0, 150], [0, 300]];
+  const q = [1, base.invokeOverheadMs, 0];
+  for (let sweep = 0; sweep < 8; sweep++) {
+    for (let i = 0; i < q.length; i++) {
+      // Golden-section search on one coordinate (the score is unimodal enough in each).
+      let [lo, hi] = bounds[i];
+      const g = (Math.sqrt(5) - 1) / 2;
+      const at = (v: number) => { const t = q.slice(); t[i] = v; return score(t); };
+      let a = hi - g * (hi - lo);
+      let b = lo + g * (hi - lo);
+      let fa = at(a);
+      let fb = at(b);
+      for (let k = 0; k < 22; k++) {
+        if (fa < fb) { hi = b; b = a; fb = fa; a = hi - g * (hi - lo); fa = at(a); } else { lo = a; a = b; fa = fb; b = lo + g * (hi - lo); fb = at(b); }
+      }
+      const v = (lo + hi) / 2;
+      if (at(v) < score(q)) q[i] = v;
     }
-    return { ms: median(times), peakWorkerMb: peak };
-  } finally {
-    await stack.close();
-    await rm(dir, { recursive: true, force: true });
   }
+  const e = predictWith(q);
+  return {
+    params: { gflopsPerVcpu: +(base.gflopsPerVcpu * q[0]).toFixed(2), invokeOverheadMs: +q[1].toFixed(2), throttleRoundMs: +q[2].toFixed(2) },
+    worstLogError: e.worst, meanLogError: e.mean,
+  };
 }
 
 /**
- * What micro-benchmarks cannot see, fitted on the real stack: the cost of a worker round
- * (scheduling, IPC, JSON, codec copies) on a small plan dominated by it (ResNet-18 224, 2x2),
- * the effective store bandwidth (piece copies included) on a large one (1024, 2x2), and the
- * activation memory factor from that run's peak worker RSS. One constant each, from two plans;
- * bench:large then compares predictions with measurements on other plans and sizes.
+ * What micro-benchmarks cannot see, fitted on the real stack as the bench runs it: the table1
+ * suite of `npm run bench -- --quick` for the committed 2x2 and 4x4 plans (ResNet-18 224, batch
+ * 1 and 4, 1 vCPU and 0.5 vCPU with the bench's CPU emulation, 4 workers). The `auto` rows are
+ * not fitted on: they check the fit.
  */
-async function fitInStack(base: CostProfile, workers: number, log: (s: string) => void): Promise<Partial<CostProfile>> {
-  const bytes = buildModel('resnet18');
-  const small = planModel(bytes, { inputShape: [1, 3, 224, 224], grid: { rows: 2, cols: 2 }, cuts: RESNET18_CUTS }).plan;
-  const large = planModel(bytes, { inputShape: [1, 3, 1024, 1024], grid: { rows: 2, cols: 2 }, cuts: RESNET18_CUTS }).plan;
-  const a = await measureInStack(small, workers, 4);
-  const b = await measureInStack(large, workers, 2);
-  log(`  224 2x2: ${a.ms.toFixed(0)} ms; 1024 2x2: ${b.ms.toFixed(0)} ms, peak worker ${b.peakWorkerMb.toFixed(0)} MB`);
-  const lanes = Math.min(workers, base.maxParallelWorkers);
-  const rounds = (p: Plan) => predictPlan(p, { profile: base, vcpu: 1, memoryMb: 4096, batch: 1, concurrency: workers }).groups.reduce((s, g) => s + Math.ceil(g.tiles / lanes), 0) + 1;
-  const fit = (bw: number) => {
-    const prof = { ...base, storeBandwidthMBps: bw, invokeOverheadMs: 0, requestOverheadMs: 0 };
-    const ovh = Math.max(0, (a.ms - predictPlan(small, { profile: prof, vcpu: 1, memoryMb: 4096, batch: 1, concurrency: workers }).latencyMs) / rounds(small));
-    const predB = predictPlan(large, { profile: { ...prof, invokeOverheadMs: ovh }, vcpu: 1, memoryMb: 4096, batch: 1, concurrency: workers }).latencyMs;
-    return { ovh, predB };
-  };
-  // Prediction falls as bandwidth rises: bisect (in log space) for the bandwidth that matches.
-  let lo = 20;
-  let hi = 20_000;
-  for (let k = 0; k < 40; k++) {
-    const mid = Math.sqrt(lo * hi);
-    if (fit(mid).predB > b.ms) lo = mid; else hi = mid;
+async function fitOnBench(base: CostProfile, log: (s: string) => void): Promise<{ params: Partial<CostProfile>; fit: FitResult; rows: FitRow[] }> {
+  // The bench imports the runtime: load it only when calibrating on the stack.
+  const { buildSweep, sweepFromFlags } = await import('../bench/sweep.ts');
+  const { runBench } = await import('../bench/runner.ts');
+  const { options } = sweepFromFlags({ quick: true, suite: 'table1', plans: '2x2,4x4' });
+  const configs = buildSweep(options);
+  const workDir = await mkdtemp(join(tmpdir(), 'fc-calib-bench-'));
+  let res;
+  try {
+    res = await runBench({
+      configs, workDir, affinity: true, throttle: true, mono: false, timeoutMs: 600_000, seed: 1,
+      progress: { start: () => undefined, update: () => undefined, log: (l) => log(`  ${l}`), stop: () => undefined },
+    });
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
   }
-  const bw = Math.sqrt(lo * hi);
-  const { ovh } = fit(bw);
-  const maxTile = Math.max(...large.stages.flatMap((s) => (s.kind === 'group' ? s.tiles.map((t) => t.peakBytes) : [])));
-  const weights = large.stages.reduce((x, s) => x + (s.kind === 'group' ? s.bytes.weights : 0), 0);
-  const act = Math.max(base.activationRssFactor, ((b.peakWorkerMb - base.baseRssMb) * MB - weights * base.weightRssFactor) / maxTile);
-  return { invokeOverheadMs: +ovh.toFixed(2), storeBandwidthMBps: Math.round(bw), activationRssFactor: +act.toFixed(2) };
+  const bytes = buildModel('resnet18');
+  const plans = new Map<string, Plan>();
+  const planOf = (spec: string) => {
+    let p = plans.get(spec);
+    if (!p) {
+      const c = COMMITTED_PLANS.find((x) => x.arch === 'resnet18' && x.file.endsWith(`resnet18-224-${spec}.json`));
+      if (!c) throw new Error(`no committed ResNet-18 224 plan for ${spec}`);
+      p = planModel(bytes, { inputShape: c.inputShape, grid: c.grid, cuts: c.cuts, name: c.arch }).plan;
+      plans.set(spec, p);
+    }
+    return p;
+  };
+  const rows: FitRow[] = [];
+  for (const r of res.rows) {
+    if (r.status !== 'ok' || r.total_runtime_ms === undefined) { log(`  skipped ${r.id}: ${r.error ?? r.status}`); continue; }
+    rows.push({ plan: planOf(r.plan), vcpu: r.vcpu, memoryMb: r.memory_mb, batch: r.batch, workers: r.max_instances, measuredMs: r.total_runtime_ms, label: r.id });
+  }
+  if (rows.length < 3) throw new Error(`calibration: only ${rows.length} bench rows succeeded; need at least 3 to fit`);
+  const fit = fitProfile(base, rows);
+  return { params: fit.params, fit, rows };
 }
 
 /** Measures this machine and returns the `local` profile for the local stack. */
@@ -207,7 +232,7 @@ export async function calibrateLocal(log: (s: string) => void = () => undefined)
   log(`  ${inv.overheadMs.toFixed(2)} ms per invoke, cold start ${inv.coldStartMs.toFixed(0)} ms, base RSS ${inv.baseRssMb.toFixed(0)} MB`);
   const base: CostProfile = {
     name: 'local',
-    notes: `Calibrated on ${new Date().toISOString().slice(0, 10)} by npm run bench -- --calibrate (ResNet-18 tiles, FsStore, ProcessPoolInvoker).`,
+    notes: `Calibrated on ${new Date().toISOString().slice(0, 10)} by npm run calibrate (ResNet-18 tiles, FsStore, ProcessPoolInvoker). pollIntervalMs 0: the filesystem store wakes waiters natively.`,
     gflopsPerVcpu: +one.gflops.toFixed(2),
     threadEfficiency: +Math.min(1, Math.max(0, two.gflops / one.gflops - 1)).toFixed(3),
     invokeOverheadMs: +inv.overheadMs.toFixed(2),
@@ -226,8 +251,13 @@ export async function calibrateLocal(log: (s: string) => void = () => undefined)
     requestOverheadMs: +(4 * inv.overheadMs + 4 * st.latencyMs).toFixed(2),
     maxParallelWorkers: availableParallelism(),
   };
-  log('fitting on the real stack (ResNet-18 224 and 1024, 2x2, 4 workers)...');
-  const fitted = await fitInStack(base, 4, log);
-  log(`  ${fitted.invokeOverheadMs} ms per worker round (bare IPC round trip ${inv.overheadMs.toFixed(2)} ms), effective store bandwidth ${fitted.storeBandwidthMBps} MB/s (raw ${st.bandwidthMBps.toFixed(0)}), activation memory x${fitted.activationRssFactor}`);
-  return { ...base, ...fitted };
+  log('fitting on the real stack (the table1 rows of bench --quick for the 2x2 and 4x4 plans)...');
+  const { params, fit, rows } = await fitOnBench(base, log);
+  const fitted = { ...base, ...params };
+  for (const r of rows) {
+    const pred = predictPlan(r.plan, { profile: fitted, vcpu: r.vcpu, memoryMb: r.memoryMb, batch: r.batch, concurrency: r.workers }).latencyMs;
+    log(`  ${r.label.padEnd(36)} measured ${r.measuredMs.toFixed(0).padStart(5)} ms, predicted ${pred.toFixed(0).padStart(5)} ms (${(pred / r.measuredMs).toFixed(2)}x)`);
+  }
+  log(`  ${params.gflopsPerVcpu} GFLOP/s per worker vCPU in the stack (micro-benchmark ${base.gflopsPerVcpu}), ${params.invokeOverheadMs} ms per worker round (bare IPC round trip ${inv.overheadMs.toFixed(2)} ms), ${params.throttleRoundMs} ms per stage at 0 duty; worst error x${Math.exp(fit.worstLogError).toFixed(2)}, mean x${Math.exp(fit.meanLogError).toFixed(2)}`);
+  return { ...fitted, notes: `${base.notes} Fitted on ${rows.length} bench --quick table1 rows (2x2, 4x4): worst x${Math.exp(fit.worstLogError).toFixed(2)}.` };
 }

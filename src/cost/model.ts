@@ -44,6 +44,31 @@ export const costProfileSchema = z.object({
   maxParallelWorkers: z.number().int().positive().default(100_000),
   /** First polling interval of a wait on a store without native waits (OSS); 0 = native wait, no polls billed. */
   pollIntervalMs: z.number().nonnegative().default(0),
+  /**
+   * Requests per second the store takes under one prefix before it throttles (OSS: 503s). A
+   * request's keys share `requests/<id>/`, a sequential prefix. Unset: no limit (local store).
+   */
+  storeRequestsPerSec: z.number().positive().optional(),
+  /** Throughput of the whole bucket, shared by every instance (MB/s); unset: no limit. */
+  storeBucketBandwidthMBps: z.number().positive().optional(),
+  /** USD per 10,000 store requests (OSS bills PUT and GET); unset: free (local). */
+  storeUsdPer10kRequests: z.number().nonnegative().optional(),
+  /** Worker function's instance limit the planner plans for (FC quota). */
+  instanceQuota: z.number().int().positive().optional(),
+  /**
+   * A worker with a fractional vCPU is stopped for part of every scheduling period (FC's CPU
+   * quota; the local duty cycle): each stage waits, on average, (1 - share) x this for
+   * itself or a neighbour to run again (ms). Unset: 0.
+   */
+  throttleRoundMs: z.number().nonnegative().optional(),
+  /** Round trip of one Redis/Tair command from a function in the same VPC (ms). */
+  redisLatencyMs: z.number().nonnegative().optional(),
+  /** What one function instance moves to or from Redis (MB/s; one connection). */
+  redisClientBandwidthMBps: z.number().positive().optional(),
+  /** Bandwidth of the whole Tair instance, shared by every worker (MB/s). */
+  redisBandwidthMBps: z.number().positive().optional(),
+  /** Price of the Tair instance (USD per hour, billed whether used or not). */
+  redisUsdPerHour: z.number().nonnegative().optional(),
 }).strict();
 export type CostProfile = z.infer<typeof costProfileSchema>;
 
@@ -60,6 +85,14 @@ export interface PredictOptions {
   /** Resources of the master and handler, for billing. */
   master?: { vcpu: number; memoryMb: number };
   handler?: { vcpu: number; memoryMb: number };
+  /**
+   * Where a chain's workers exchange strips and partials: the object store (default; polls where
+   * it has no native wait) or Redis/Tair (blocking waits, no polls; needs the profile's redis*
+   * figures). Inputs, outputs and whole tensors stay in the object store either way.
+   */
+  exchange?: 'store' | 'redis';
+  /** Requests per hour the Tair instance serves, to spread its hourly price (default 3,600: one a second). */
+  requestsPerHour?: number;
 }
 
 export interface GroupPrediction {
@@ -76,16 +109,49 @@ export interface Prediction {
   latencyMs: number;
   workerPeakMb: number;
   invocations: number;
+  /** Object-store requests (polls included); with exchange `redis`, only the input, outputs and whole tensors. */
   storeRequests: number;
+  /** Bytes written and read per request, wherever they go (object store, or Redis for the exchange). */
   storeBytes: number;
   billed: CostEstimate;
   groups: GroupPrediction[];
+  /** Redis commands (exchange `redis`): puts and blocking reads. */
+  redisOps: number;
+  /**
+   * The highest store request rate of any chain (requests over the chain's duration, at least a
+   * second: rate limits count per second). Compare with the profile's storeRequestsPerSec.
+   */
+  peakStoreRps: number;
+  /** Time added because the store would throttle a chain's requests (ms, included in latencyMs). */
+  throttleMs: number;
+  /** USD per request beyond FC compute: store requests, and the Tair instance's share. */
+  otherUsd: { store: number; redis: number };
+  /** FC compute plus store requests plus the Tair share, USD per request. */
+  totalUsd: number;
+}
+
+export class CostModelError extends Error {
+  override name = 'CostModelError';
 }
 
 const MB = 1048576;
 
 export function vcpuSpeed(p: CostProfile, vcpu: number): number {
   return p.gflopsPerVcpu * (vcpu <= 1 ? vcpu : 1 + (vcpu - 1) * p.threadEfficiency);
+}
+
+/**
+ * Workers that compute at once: the machine's vCPUs (maxParallelWorkers: cores locally,
+ * unbounded on FC) over each worker's vCPU, so four 0.5-vCPU workers share two cores without
+ * waiting for each other while four 1-vCPU workers take turns.
+ */
+export function parallelLanes(p: CostProfile, vcpu: number): number {
+  return Math.max(1, Math.floor(p.maxParallelWorkers / Math.max(vcpu, 1e-9) + 1e-9));
+}
+
+/** Share of each scheduling period a worker of `vcpu` may run (1 for whole vCPUs). */
+export function cpuShare(vcpu: number): number {
+  return Math.min(1, vcpu / Math.max(1, Math.ceil(vcpu - 1e-9)));
 }
 
 /** Makespan of `durations` on `lanes` parallel instances (longest-first list scheduling). */
@@ -134,7 +200,7 @@ export function predictGroup(g: GroupWork, o: PredictOptions): GroupPrediction &
     peak = Math.max(peak, p.baseRssMb + (g.residentWeightBytes * p.weightRssFactor + t.peakBytes * p.activationRssFactor) / MB);
   }
   return {
-    id: g.id, tiles: g.tiles.length, latencyMs: makespan(durations, Math.min(o.concurrency, p.maxParallelWorkers)), maxTileMs: Math.max(0, ...durations),
+    id: g.id, tiles: g.tiles.length, latencyMs: makespan(durations, Math.min(o.concurrency, parallelLanes(p, o.vcpu))), maxTileMs: Math.max(0, ...durations),
     computeMs: maxCompute, ioMs: maxIo, workerPeakMb: peak, billedMs,
   };
 }
@@ -150,8 +216,18 @@ export const defaultResources = { master: { vcpu: 1.5, memoryMb: 4096 }, handler
  */
 export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
   const p = o.profile;
+  const redis = o.exchange === 'redis';
+  if (redis && (p.redisLatencyMs === undefined || p.redisClientBandwidthMBps === undefined)) {
+    throw new CostModelError(`profile ${p.name} has no redisLatencyMs/redisClientBandwidthMBps: it cannot price the Redis exchange`);
+  }
+  // The chain's exchange: first byte, per-instance throughput, first poll interval, and the
+  // bandwidth every worker shares (the bucket's, or the Tair instance's).
+  const x = redis
+    ? { latencyMs: p.redisLatencyMs!, mbps: p.redisClientBandwidthMBps!, pollMs: 0, sharedMBps: p.redisBandwidthMBps }
+    : { latencyMs: p.storeLatencyMs, mbps: p.storeBandwidthMBps, pollMs: p.pollIntervalMs, sharedMBps: p.storeBucketBandwidthMBps };
   const scale = o.batch / plan.input.shape[0];
-  const routes = buildRoutes(plan, chainsFor(plan, o.maxWorkers ?? plan.maxWorkers));
+  // The runtime re-forms chains for the worker instances it has (WORKER_MAX_INSTANCES).
+  const routes = buildRoutes(plan, chainsFor(plan, o.maxWorkers ?? Math.max(1, Math.min(plan.maxWorkers, Math.floor(o.concurrency)))));
   const byId = new Map<number, Stage>(plan.stages.map((s) => [s.id, s]));
   const speed = vcpuSpeed(p, o.vcpu) * 1e9;
   const segBytes = (source: string, reader: string) => {
@@ -160,14 +236,18 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
     return r.end - r.start;
   };
   const transfer = (bytes: number) => (bytes / MB / p.storeBandwidthMBps) * 1000;
+  const xTransfer = (bytes: number) => (bytes / MB / x.mbps) * 1000;
   const channels = (t: string) => { const q = routes.producers.get(t)!; return q.kind === 'input' ? plan.input.shape[1] : byId.get(q.stage)!.outputs[q.outputIndex].shape![1]; };
   const wholeBytes = (t: string) => { const q = routes.producers.get(t)!; const sh = byId.get(q.stage)?.outputs[q.outputIndex].shape ?? []; return sh.slice(1).reduce((a, b) => a + b, 1) * 4 * o.batch; };
   const groups: GroupPrediction[] = [];
   const billed: BilledInvocation[] = [];
   let storeRequests = 0;
   let storeBytes = 0;
-  for (const b of routes.bundles.values()) {
-    storeRequests += 1 + b.segments.length;
+  let redisOps = 0;
+  for (const [key, b] of routes.bundles) {
+    // With Redis only the handler's input goes through the object store.
+    if (redis && key !== 'input') redisOps += 1 + b.segments.length;
+    else storeRequests += 1 + b.segments.length;
     storeBytes += 2 * bundleBytes(b, o.batch);
   }
   for (const t of routes.wholeWrites) { storeRequests += 2; storeBytes += 2 * wholeBytes(t); }
@@ -175,30 +255,36 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
   let latency = p.requestOverheadMs + 2 * p.invokeOverheadMs;
   const inBundle = routes.bundles.get('input');
   if (inBundle) latency += p.storeLatencyMs + transfer(bundleBytes(inBundle, o.batch));
-  for (const r of routes.handlerReads.values()) latency += p.storeLatencyMs + transfer(r.region.y1 * r.region.x1 * channels(r.tensor) * 4 * o.batch);
+  for (const r of routes.handlerReads.values()) latency += x.latencyMs + xTransfer(r.region.y1 * r.region.x1 * channels(r.tensor) * 4 * o.batch);
   let workerPeak = 0;
   let polls = 0;
+  let peakStoreRps = 0;
+  const throttleWait = (1 - cpuShare(o.vcpu)) * (p.throttleRoundMs ?? 0);
+  let throttleMs = 0;
   for (const unit of schedule(plan, routes)) {
     if (unit.kind === 'master') {
       latency += ((unit.stage.flops * scale) / (p.masterGflops * 1e9)) * 1000;
       continue;
     }
     const c = unit.chain;
-    const lanes = Math.min(c.workers, p.maxParallelWorkers, coScheduled(c) ? c.workers : o.concurrency);
+    const lanes = Math.min(c.workers, parallelLanes(p, o.vcpu), coScheduled(c) ? c.workers : o.concurrency);
     const perWorker = new Array<number>(c.workers).fill(0);
     let chainMs = 0;
     let subModelBytes = 0;
+    let unitRequests = 0;
+    let unitPolls = 0;
     for (const id of c.stages) {
       const s = byId.get(id)!;
       if (s.kind === 'master') {
         // Partials: one round for the workers that combine them; the branch is tiny.
         const role = routes.reduceRole.get(s.id);
-        chainMs += p.storeLatencyMs + ((s.flops * scale) / speed) * 1000;
+        chainMs += x.latencyMs + ((s.flops * scale) / speed) * 1000 + throttleWait;
         if (s.reduce?.branch) subModelBytes += s.reduce.branch.bytes;
-        if (p.pollIntervalMs > 0) polls += (role === 'all' ? c.workers : 1) * (c.workers - 1);
+        if (x.pollMs > 0) unitPolls += (role === 'all' ? c.workers : 1) * (c.workers - 1);
         continue;
       }
       subModelBytes += s.subModel.bytes;
+      let stageBytes = 0;
       const times = s.tiles.map((t) => {
         const compute = ((t.flops * scale) / speed) * 1000;
         const reads = routes.reads.get(`${s.id}:${t.index}`) ?? [];
@@ -208,36 +294,82 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
         // at its instance's bandwidth.
         let readBytes = 0;
         for (const src of sources) readBytes += segBytes(src, `c${c.id}w${routes.ownerOf(s.id, t.index)}`);
-        let io = sources.size ? p.storeLatencyMs + transfer(readBytes) : 0;
+        stageBytes += readBytes;
+        // The model input comes from the object store whatever the exchange.
+        const fromInput = sources.has('input');
+        let io = sources.size ? (fromInput && redis ? Math.max(p.storeLatencyMs, x.latencyMs) : x.latencyMs) + xTransfer(readBytes) : 0;
         const out = routes.bundles.get(`s${s.id}t${t.index}`);
-        if (out) io += p.storeLatencyMs + transfer(bundleBytes(out, o.batch));
+        if (out) io += x.latencyMs + xTransfer(bundleBytes(out, o.batch));
+        if (!redis) unitRequests += sources.size + (out ? 1 : 0);
         workerPeak = Math.max(workerPeak, p.baseRssMb + (residentWeightBytes * p.weightRssFactor + t.peakBytes * scale * p.activationRssFactor) / MB);
         return { compute, io, reads: sources.size };
       });
-      times.forEach((x, ti) => { perWorker[routes.ownerOf(s.id, ti)] += x.compute + x.io; });
-      const stageMs = coScheduled(c)
-        ? (c.workers <= lanes ? Math.max(...times.map((x) => x.compute + x.io)) : makespan(times.map((x) => x.compute), lanes) + Math.max(...times.map((x) => x.io)))
-        : makespan(times.map((x) => x.compute + x.io + p.invokeOverheadMs), lanes);
-      chainMs += stageMs;
-      if (p.pollIntervalMs > 0) {
+      times.forEach((t, ti) => { perWorker[routes.ownerOf(s.id, ti)] += t.compute + t.io; });
+      let stageMs = coScheduled(c)
+        ? (c.workers <= lanes ? Math.max(...times.map((t) => t.compute + t.io)) : makespan(times.map((t) => t.compute), lanes) + Math.max(...times.map((t) => t.io)))
+        : makespan(times.map((t) => t.compute + t.io + p.invokeOverheadMs), lanes);
+      // Every worker's strips cross the bucket's (or Tair's) link once each way; OSS limits
+      // upload and download traffic separately, and the writes overlap the reads' direction.
+      if (x.sharedMBps) stageMs = Math.max(stageMs, Math.max(...times.map((t) => t.compute)) + (stageBytes / MB / x.sharedMBps) * 1000);
+      chainMs += stageMs + throttleWait;
+      if (x.pollMs > 0) {
         // Each read waits for its slowest neighbour; backoff polls about log2(wait / first interval) times.
-        const slowest = Math.max(...times.map((x) => x.compute));
-        for (const x of times) polls += x.reads * (1 + Math.log2(1 + (slowest - x.compute) / p.pollIntervalMs));
+        const slowest = Math.max(...times.map((t) => t.compute));
+        for (const t of times) unitPolls += t.reads * (1 + Math.log2(1 + (slowest - t.compute) / x.pollMs));
       }
     }
     const setup = (subModelBytes / MB) * p.sessionLoadMsPerMB * (1 - p.sessionHitRate) + p.coldStartProbability * p.coldStartMs;
-    const unitMs = chainMs + setup + (coScheduled(c) ? p.invokeOverheadMs : 0);
+    let unitMs = chainMs + setup + (coScheduled(c) ? p.invokeOverheadMs : 0);
+    polls += unitPolls;
+    unitRequests += unitPolls;
+    // Rate limits count per second: a chain shorter than a second has its requests in one.
+    const rps = (unitRequests * 1000) / Math.max(1000, unitMs);
+    peakStoreRps = Math.max(peakStoreRps, rps);
+    if (p.storeRequestsPerSec && rps > p.storeRequestsPerSec) {
+      const throttled = (unitRequests * 1000) / p.storeRequestsPerSec;
+      throttleMs += throttled - unitMs;
+      unitMs = throttled;
+    }
     latency += unitMs;
     // Co-scheduled workers are billed while they wait for each other: the chain's duration each.
     for (let j = 0; j < c.workers; j++) billed.push({ function: 'worker', durationMs: coScheduled(c) ? unitMs - p.invokeOverheadMs : perWorker[j] + setup });
     groups.push({ id: c.id, tiles: c.workers, latencyMs: unitMs, maxTileMs: Math.max(...perWorker), computeMs: 0, ioMs: 0, workerPeakMb: workerPeak });
   }
-  storeRequests += Math.round(polls);
+  if (redis) redisOps += Math.round(polls); else storeRequests += Math.round(polls);
   billed.push({ function: 'master', durationMs: latency - p.invokeOverheadMs });
   billed.push({ function: 'handler', durationMs: latency });
   const resources = { worker: { vcpu: o.vcpu, memoryMb: o.memoryMb }, master: o.master ?? defaultResources.master, handler: o.handler ?? defaultResources.handler };
+  const cost = estimateCost(billed, resources);
+  const otherUsd = {
+    store: (storeRequests / 10_000) * (p.storeUsdPer10kRequests ?? 0),
+    redis: redis ? (p.redisUsdPerHour ?? 0) / (o.requestsPerHour ?? 3600) : 0,
+  };
   return {
     latencyMs: latency, workerPeakMb: workerPeak, invocations: billed.length, storeRequests,
-    storeBytes, billed: estimateCost(billed, resources), groups,
+    storeBytes, billed: cost, groups, redisOps, peakStoreRps, throttleMs, otherUsd,
+    totalUsd: cost.usd + otherUsd.store + otherUsd.redis,
   };
+}
+
+/**
+ * One function instance running the whole model (monolithic ORT on one FC instance): the
+ * handler reads the input and writes the output through the store, one invocation, one
+ * session (cold start and session load as the profile expects them).
+ */
+export function predictMonolithic(plan: Plan, o: { profile: CostProfile; vcpu: number; memoryMb: number; batch: number }): { latencyMs: number; peakMb: number; billed: CostEstimate; totalUsd: number } {
+  const p = o.profile;
+  const scale = o.batch / plan.input.shape[0];
+  const flops = plan.stages.reduce((a, s) => a + (s.kind === 'group' ? s.flops.full : s.flops), 0) * scale;
+  const inBytes = plan.input.shape.slice(1).reduce((a, b) => a + b, 1) * 4 * o.batch;
+  const outBytes = plan.outputs.reduce((a, t) => a + t.shape.slice(1).reduce((x, y) => x + y, 1) * 4 * o.batch, 0);
+  const compute = (flops / (vcpuSpeed(p, o.vcpu) * 1e9)) * 1000;
+  const setup = (plan.model.bytes / MB) * p.sessionLoadMsPerMB * (1 - p.sessionHitRate) + p.coldStartProbability * p.coldStartMs;
+  const io = 2 * p.storeLatencyMs + ((inBytes + outBytes) / MB / p.storeBandwidthMBps) * 1000;
+  const durationMs = compute + setup + io;
+  const latencyMs = p.requestOverheadMs + p.invokeOverheadMs + durationMs;
+  // A group's tiles together hold its whole map plus their halos: take the halos back off.
+  const peakActivation = Math.max(0, ...plan.stages.map((s) => (s.kind === 'group' ? s.tiles.reduce((a, t) => a + t.peakBytes, 0) / Math.max(1, s.flops.redundancy) : 0)));
+  const peakMb = p.baseRssMb + (plan.model.bytes * p.weightRssFactor + peakActivation * scale * p.activationRssFactor) / MB;
+  const billed = estimateCost([{ function: 'mono', durationMs }], { mono: { vcpu: o.vcpu, memoryMb: o.memoryMb } });
+  return { latencyMs, peakMb, billed, totalUsd: billed.usd + (2 / 10_000) * (p.storeUsdPer10kRequests ?? 0) };
 }

@@ -34,15 +34,39 @@
  * `x-fc-emulator-error-kind` (timeout | crash | response-too-large) and the fields `timeoutMs`,
  * `exitCode`, `signal`, `outOfMemory` in error bodies. See FC_EMULATOR_HEADERS.
  *
+ * FC 2.0 (API version 2016-08-15, `@alicloud/fc2`, hence Fc2Invoker) is served on the same port:
+ *   POST /2016-08-15/services/<service>[.<qualifier>]/functions/<fn>/invocations
+ *   Authorization: FC <ak>:base64(HMAC-SHA256(secret, stringToSign)), where, as the SDK's
+ *   lib/helper.js composes it,
+ *   stringToSign = METHOD \n content-md5 \n content-type \n date \n
+ *                  <every x-fc-* header, lowercase, sorted, as `name:value\n`> <path>
+ *   (the path as sent, no query: invocations sign none). `content-md5` is what the SDK sends:
+ *   base64 of the *hex* MD5 of the body; a request with a body must carry it and it must match.
+ *   `date` (RFC 1123) within 15 minutes; `x-fc-security-token` required and equal for STS keys,
+ *   refused for others; `x-fc-account-id`, if sent, must be this account. FC 2.0 has no nonce,
+ *   so a replay within the date window is accepted, as by FC itself. Errors are FC 2.0 JSON
+ *   `{ErrorCode, ErrorMessage, RequestId}` (the SDK reads ErrorCode and ErrorMessage). With
+ *   `fc2Services`, a function answers only under its service (404 ServiceNotFound /
+ *   FunctionNotFound otherwise); without it, under any service name. Function outcomes are
+ *   reported exactly as for FC 3.0 (200 + x-fc-error-type, ...).
+ *
+ * Fault injection (both API generations), `faults` / FC_EMULATOR_FAULTS = `throttle:0.05,crash:0.01`:
+ *   - throttle: that fraction of authenticated invocations is refused with 429 ResourceThrottled
+ *     (the function does not run), as FC does past an instance quota;
+ *   - crash: for that fraction, the instance serving the call is SIGKILLed while it runs
+ *     (FC's "Process exited unexpectedly" answer follows; the pool starts a new instance).
+ *   Counts are in `server.faults`.
+ *
  * Functions launched here invoke other functions through this server too: each instance gets
- * fcFunctionEnv() (INVOKER=fc, INVOKE_ENDPOINT, ALIBABA_ACCOUNT_ID, ALIBABA_REGION, ALIBABA_CLOUD_*)
- * merged over its LocalFunctionConfig.env.
+ * fcFunctionEnv() (INVOKER=fc or fc2, INVOKE_ENDPOINT, ALIBABA_ACCOUNT_ID, ALIBABA_REGION,
+ * ALIBABA_CLOUD_*, and FC_SERVICE_NAME for fc2) merged over its LocalFunctionConfig.env.
  */
 import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import querystring from 'node:querystring';
+import { z } from 'zod';
 import {
   DEFAULT_MAX_PAYLOAD_BYTES,
   FunctionCrashedError,
@@ -80,8 +104,48 @@ export interface FcServerOptions {
   functionCredential?: FcServerCredential;
   /** Instance logs (ProcessPoolInvoker option). Default 'forward'. */
   logs?: 'forward' | 'silent';
-  /** Allowed clock skew of `x-acs-date`. Default 15 minutes. */
+  /** Allowed clock skew of `x-acs-date` / `date`. Default 15 minutes. */
   maxClockSkewMs?: number;
+  /** Which SDK the functions' own invocations use (INVOKER in their env). Default 'fc'. */
+  functionInvoker?: 'fc' | 'fc2';
+  /** FC 2.0: the service of each function. Default: every function answers under any service. */
+  fc2Services?: Record<string, string>;
+  /** Injected faults (see the module comment), or their FC_EMULATOR_FAULTS spec. Default none. */
+  faults?: FcFaults | string;
+  /** Random source for the faults (tests pass a seeded one). Default Math.random. */
+  random?: () => number;
+}
+
+/** Fractions of invocations that get each fault. */
+export const fcFaultsSchema = z.object({
+  throttle: z.number().min(0).max(1).default(0),
+  crash: z.number().min(0).max(1).default(0),
+}).strict();
+export type FcFaults = z.infer<typeof fcFaultsSchema>;
+
+/** `throttle:0.05,crash:0.01` (the FC_EMULATOR_FAULTS syntax); an empty string means none. */
+export const fcFaultsSpecSchema = z.string().transform((spec, ctx) => {
+  const out: Record<string, number> = {};
+  for (const part of spec.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([a-z]+):([0-9]*\.?[0-9]+(?:e-?\d+)?)$/i.exec(part);
+    if (!m) {
+      ctx.addIssue({ code: 'custom', message: `"${part}" is not <fault>:<fraction> (e.g. throttle:0.05,crash:0.01)` });
+      return z.NEVER;
+    }
+    if (Object.hasOwn(out, m[1])) {
+      ctx.addIssue({ code: 'custom', message: `fault ${m[1]} given twice` });
+      return z.NEVER;
+    }
+    out[m[1]] = Number(m[2]);
+  }
+  return out;
+}).pipe(fcFaultsSchema);
+
+/** Parse FC_EMULATOR_FAULTS; the error names the variable and what was wrong. */
+export function parseFcFaults(spec: string | undefined, what = 'FC_EMULATOR_FAULTS'): FcFaults {
+  const r = fcFaultsSpecSchema.safeParse(spec ?? '');
+  if (!r.success) throw new TypeError(`${what}=${JSON.stringify(spec)}: ${r.error.issues.map((i) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`).join('; ')}`);
+  return r.data;
 }
 
 /** One handled request, for tests and diagnostics. */
@@ -92,6 +156,10 @@ export interface FcRequestRecord {
   status: number;
   /** FC error code (API errors) or `x-fc-error-type` (function errors). */
   code?: string;
+  /** Which API the request used. */
+  api?: 'fc3' | 'fc2';
+  /** FC 2.0: the service named in the path. */
+  service?: string;
 }
 
 export interface FcServer {
@@ -104,10 +172,13 @@ export interface FcServer {
   pool: ProcessPoolInvoker;
   /** The most recent requests (up to 1000), oldest first. */
   requests: FcRequestRecord[];
+  /** Injected faults so far. */
+  faults: { throttled: number; crashed: number };
   close(): Promise<void>;
 }
 
 export const FC_API_VERSION = '2023-03-30';
+export const FC2_API_VERSION = '2016-08-15';
 const SIGNATURE_ALGORITHM = 'ACS3-HMAC-SHA256';
 const MAX_RECORDS = 1000;
 
@@ -122,9 +193,13 @@ export function fcFunctionEnv(o: {
   region: string;
   credential: FcServerCredential;
   functionName?: string;
+  /** The SDK the function invokes through. Default 'fc'. */
+  invoker?: 'fc' | 'fc2';
+  /** fc2: the service the function itself lives in (its default for the functions it calls). */
+  service?: string;
 }): Record<string, string> {
   const env: Record<string, string> = {
-    INVOKER: 'fc',
+    INVOKER: o.invoker ?? 'fc',
     INVOKE_ENDPOINT: o.endpoint,
     ALIBABA_ACCOUNT_ID: o.accountId,
     ALIBABA_REGION: o.region,
@@ -135,7 +210,25 @@ export function fcFunctionEnv(o: {
   };
   if (o.credential.securityToken) env.ALIBABA_CLOUD_SECURITY_TOKEN = o.credential.securityToken;
   if (o.functionName) env.FC_FUNCTION_NAME = o.functionName;
+  if (o.service) env.FC_SERVICE_NAME = o.service;
   return env;
+}
+
+/** The FC 2.0 string to sign (see the module comment; @alicloud/fc2's helper.composeStringToSign). */
+export function fc2StringToSign(p: { method: string; path: string; headers: Record<string, string> }): string {
+  const h = p.headers;
+  const fcHeaders = Object.keys(h).filter((k) => k.startsWith('x-fc-')).sort().map((k) => `${k}:${h[k]}\n`).join('');
+  return `${p.method}\n${h['content-md5'] ?? ''}\n${h['content-type'] ?? ''}\n${h.date ?? ''}\n${fcHeaders}${p.path}`;
+}
+
+/** base64(HMAC-SHA256(secret, stringToSign)), as `FC <ak>:<this>`. */
+export function fc2Signature(secret: string, stringToSign: string): string {
+  return createHmac('sha256', secret).update(stringToSign, 'utf8').digest('base64');
+}
+
+/** FC 2.0's content-md5 as @alicloud/fc2 computes it: base64 of the hex digest. */
+export function fc2ContentMd5(body: Buffer): string {
+  return Buffer.from(createHash('md5').update(body).digest('hex'), 'utf8').toString('base64');
 }
 
 /** ACS3 `encode`: encodeURIComponent plus !'()* (as openapi-core signs query values). */
@@ -188,6 +281,12 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
     keys.set(c.accessKeyId, c);
   }
   const nonces = new Map<string, number>(); // nonce → expiry (ms)
+  // A bad spec fails here, before anything starts, naming the variable.
+  const faults = typeof options.faults === 'string' ? parseFcFaults(options.faults) : fcFaultsSchema.parse(options.faults ?? {});
+  const random = options.random ?? Math.random;
+  const faultCounts = { throttled: 0, crashed: 0 };
+  const fc2Services = options.fc2Services;
+  const knownServices = new Set(Object.values(fc2Services ?? {}));
   const requests: FcRequestRecord[] = [];
   let pool!: ProcessPoolInvoker;
 
@@ -203,7 +302,9 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
       rec.status = e.status;
       rec.code = e.code;
       record(rec);
-      const body = JSON.stringify({ Code: e.code, Message: e.message, RequestId: requestId });
+      const body = JSON.stringify(rec.api === 'fc2'
+        ? { ErrorCode: e.code, ErrorMessage: e.message, RequestId: requestId }
+        : { Code: e.code, Message: e.message, RequestId: requestId });
       if (res.headersSent || res.destroyed) return;
       res.writeHead(e.status, {
         'content-type': 'application/json',
@@ -245,15 +346,19 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
     const q = rawUrl.indexOf('?');
     const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q);
     const rawQuery = q < 0 ? '' : rawUrl.slice(q + 1);
+    const decode = (part: string, what: string) => {
+      try {
+        return decodeURIComponent(part);
+      } catch {
+        throw new ApiError(400, 'InvalidArgument', `malformed ${what} name in path ${rawPath}`);
+      }
+    };
+    const m2 = /^\/2016-08-15\/services\/([^/]+)\/functions\/([^/]+)\/invocations$/.exec(rawPath);
+    if (m2 || rawPath.startsWith(`/${FC2_API_VERSION}/`)) rec.api = 'fc2';
     const m = /^\/2023-03-30\/functions\/([^/]+)\/invocations$/.exec(rawPath);
-    if (!m) throw new ApiError(404, 'PathNotSupported', `'${req.method} ${rawPath}' is not supported by the FC emulator`);
+    if (!m && !m2) throw new ApiError(404, 'PathNotSupported', `'${req.method} ${rawPath}' is not supported by the FC emulator`);
     if (req.method !== 'POST') throw new ApiError(405, 'MethodNotAllowed', `'${req.method} ${rawPath}' is not supported`);
-    let functionName: string;
-    try {
-      functionName = decodeURIComponent(m[1]);
-    } catch {
-      throw new ApiError(400, 'InvalidArgument', `malformed function name in path ${rawPath}`);
-    }
+    const functionName = decode(m ? m[1] : m2![2], 'function');
     rec.functionName = functionName;
     const parsedQuery = querystring.parse(rawQuery);
     const query: Record<string, string> = {};
@@ -263,8 +368,20 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
     }
 
     // ---- authentication
-    const accessKeyId = verifySignature(req, rawPath, query, body, size);
-    rec.accessKeyId = accessKeyId;
+    let qualifier: string | undefined;
+    let service: string | undefined;
+    if (m2) {
+      rec.accessKeyId = verifyFc2Signature(req, rawPath, body, size);
+      const target = decode(m2[1], 'service');
+      const dot = target.indexOf('.');
+      service = dot < 0 ? target : target.slice(0, dot);
+      qualifier = dot < 0 ? undefined : target.slice(dot + 1);
+      rec.service = service;
+    } else {
+      rec.accessKeyId = verifySignature(req, rawPath, query, body, size);
+      rec.api = 'fc3';
+      qualifier = query.qualifier;
+    }
     if (body === undefined) {
       throw new ApiError(413, 'EntityTooLarge', `payload size exceeds maximum allowed size (${maxPayloadBytes} bytes)`);
     }
@@ -274,12 +391,18 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
     if (invocationType !== 'Sync' && invocationType !== 'Async') {
       throw new ApiError(400, 'InvalidArgument', `invalid x-fc-invocation-type ${JSON.stringify(invocationType)} (Sync or Async)`);
     }
-    const qualifier = query.qualifier;
+    if (service !== undefined && fc2Services && !knownServices.has(service)) {
+      throw new ApiError(404, 'ServiceNotFound', `service '${service}' does not exist`);
+    }
     if (qualifier !== undefined && qualifier !== '' && qualifier !== 'LATEST') {
       throw new ApiError(404, 'AliasNotFound', `alias '${qualifier}' of function '${functionName}' does not exist (the emulator serves LATEST only)`);
     }
-    if (!Object.hasOwn(options.functions, functionName)) {
-      throw new ApiError(404, 'FunctionNotFound', `function '${functionName}' does not exist`);
+    if (!Object.hasOwn(options.functions, functionName) || (service !== undefined && fc2Services && fc2Services[functionName] !== service)) {
+      throw new ApiError(404, 'FunctionNotFound', `function '${functionName}' does not exist${service !== undefined ? ` in service '${service}'` : ''}`);
+    }
+    if (faults.throttle > 0 && random() < faults.throttle) {
+      faultCounts.throttled++;
+      throw new ApiError(429, 'ResourceThrottled', `Reserve resource exceeded limit: function '${functionName}' is throttled (injected by FC_EMULATOR_FAULTS)`);
     }
 
     if (invocationType === 'Async') {
@@ -294,7 +417,11 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
     const started = performance.now();
     let result: InvokeResult;
     try {
-      result = await pool.invoke(functionName, body);
+      // Busy instances are noted before the call: the pool may hand it to an idle one at once.
+      const before = faults.crash > 0 && random() < faults.crash ? new Set(busyInstances(functionName).map((i) => i.instanceId)) : undefined;
+      const call = pool.invoke(functionName, body);
+      if (before) killMidCall(functionName, call, before);
+      result = await call;
     } catch (err) {
       const out = functionFailure(functionName, err, performance.now() - started);
       if (!out) throw err;
@@ -327,6 +454,83 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
     if (result.peakRssBytes !== undefined) headers[FC_EMULATOR_HEADERS.peakRssBytes] = String(result.peakRssBytes);
     res.writeHead(200, headers);
     res.end(result.payload);
+  }
+
+  /**
+   * Crash fault: SIGKILL the instance running this call, a few ms into it. The pool does not say
+   * which instance took a call, so the victim is a busy instance of the function that was not
+   * busy before the call: the call's own when it runs alone, and one call's either way.
+   */
+  function busyInstances(functionName: string) {
+    return (pool.stats()[functionName]?.instances ?? []).filter((i) => i.state === 'busy' && i.pid !== undefined);
+  }
+  function killMidCall(functionName: string, call: Promise<InvokeResult>, before: Set<string>): void {
+    const busyNow = () => busyInstances(functionName);
+    let settled = false;
+    call.then(() => { settled = true; }, () => { settled = true; });
+    const deadline = Date.now() + 30_000;
+    const poll = () => {
+      if (settled || Date.now() > deadline) return;
+      const busy = busyNow();
+      const victim = busy.find((i) => !before.has(i.instanceId)) ?? (busy.length === before.size ? undefined : busy[0]);
+      if (!victim) {
+        setTimeout(poll, 5).unref();
+        return;
+      }
+      setTimeout(() => {
+        if (settled) return;
+        try {
+          process.kill(victim.pid!, 'SIGKILL');
+          faultCounts.crashed++;
+        } catch {
+          /* already gone */
+        }
+      }, Math.floor(random() * 10)).unref();
+    };
+    setTimeout(poll, 1).unref();
+  }
+
+  /** Check the FC 2.0 `FC <ak>:<signature>` header and related headers; returns the access key ID. */
+  function verifyFc2Signature(req: http.IncomingMessage, rawPath: string, body: Buffer | undefined, size: number): string {
+    const auth = header(req, 'authorization');
+    if (!auth) throw new ApiError(403, 'MissingAuthorization', 'the request carries no Authorization header');
+    const am = /^FC ([^:\s]+):([A-Za-z0-9+/]+={0,2})$/.exec(auth.trim());
+    if (!am) throw new ApiError(403, 'InvalidAuthorization', 'malformed Authorization header (expected FC <accessKeyID>:<signature>)');
+    const [, accessKeyId, signature] = am;
+    const cred = keys.get(accessKeyId);
+    if (!cred) throw new ApiError(403, 'InvalidAccessKeyId', `invalid access key ID '${accessKeyId}'`);
+
+    const token = header(req, 'x-fc-security-token');
+    if (cred.securityToken !== undefined) {
+      if (token === undefined) throw new ApiError(403, 'InvalidSecurityToken', `access key '${accessKeyId}' is an STS key: x-fc-security-token is missing`);
+      if (!safeEqual(token, cred.securityToken)) throw new ApiError(403, 'InvalidSecurityToken', 'the security token is invalid or expired');
+    } else if (token !== undefined) {
+      throw new ApiError(403, 'InvalidSecurityToken', `access key '${accessKeyId}' is not an STS key but a security token was sent`);
+    }
+    const account = header(req, 'x-fc-account-id');
+    if (account !== undefined && account !== options.accountId) {
+      throw new ApiError(403, 'AccessDenied', `x-fc-account-id ${account} is not this endpoint's account`);
+    }
+    const date = header(req, 'date');
+    if (!date) throw new ApiError(400, 'MissingRequiredHeader', 'required HTTP header date was not specified');
+    const t = Date.parse(date);
+    if (Number.isNaN(t)) throw new ApiError(400, 'InvalidArgument', `date ${JSON.stringify(date)} is not an HTTP date`);
+    if (Math.abs(Date.now() - t) > maxSkewMs) {
+      throw new ApiError(403, 'RequestTimeTooSkewed', `date ${date} differs from the server time by more than ${Math.round(maxSkewMs / 60_000)} minutes`);
+    }
+    const md5 = header(req, 'content-md5');
+    if (size > 0 && md5 === undefined) throw new ApiError(400, 'MissingRequiredHeader', 'a request with a body must carry content-md5');
+    const headers: Record<string, string> = {};
+    for (const [name, values] of Object.entries(req.headersDistinct)) if (values) headers[name] = values.join(',');
+    const expected = fc2Signature(cred.accessKeySecret, fc2StringToSign({ method: req.method ?? 'POST', path: rawPath, headers }));
+    if (!safeEqual(expected, signature)) {
+      throw new ApiError(403, 'SignatureNotMatch', 'The request signature we calculated does not match the signature you provided. Check your access key and signing method');
+    }
+    // The signature covers content-md5; the body is bound to it here (it may have been over the limit).
+    if (body !== undefined && md5 !== undefined && md5 !== fc2ContentMd5(body)) {
+      throw new ApiError(403, 'SignatureNotMatch', `content-md5 does not match the request body (${size} bytes)`);
+    }
+    return accessKeyId;
   }
 
   /** Check the ACS3-HMAC-SHA256 signature and related headers; returns the access key ID. */
@@ -496,7 +700,10 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
       ...config,
       env: {
         ...(config.env ?? {}),
-        ...fcFunctionEnv({ endpoint, accountId: options.accountId, region: options.region, credential: functionCredential, functionName: name }),
+        ...fcFunctionEnv({
+          endpoint, accountId: options.accountId, region: options.region, credential: functionCredential, functionName: name,
+          ...(options.functionInvoker === 'fc2' ? { invoker: 'fc2' as const, ...(fc2Services?.[name] ? { service: fc2Services[name] } : {}) } : {}),
+        }),
       },
     };
   }
@@ -515,6 +722,7 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
     region: options.region,
     pool,
     requests,
+    faults: faultCounts,
     close() {
       closing ??= (async () => {
         const closed = new Promise<void>((r) => server.close(() => r()));

@@ -14,11 +14,16 @@
  *   (and required for DeleteMultipleObjects, as OSS does).
  * - Errors are OSS-style XML bodies with an `x-oss-request-id` header (HEAD
  *   errors carry the XML base64-encoded in `x-oss-err`, as OSS does).
+ * - Objects carry OSS's CRC-64 (`x-oss-hash-crc64ecma`) on PutObject, GetObject and HeadObject.
+ * - Faults: queued ones (`injectFault`) for exact tests, and random ones for whole runs
+ *   (`faults`, the `OSS_EMULATOR_FAULTS` spec, see parseFaultSpec).
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import { crc64 } from '../store/crc64.ts';
 
 export interface OssServerCredentials {
   accessKeyId: string;
@@ -53,6 +58,72 @@ export interface OssServerOptions {
   maxBodyBytes?: number;
   /** Clock, for tests. */
   now?: () => number;
+  /** Random faults on a fraction of requests: a parsed spec or its text (`error:0.05,truncate:0.01`). */
+  faults?: FaultSpec | string;
+}
+
+const rate = z.number().min(0).max(1);
+
+/**
+ * Random faults, as fractions of authenticated requests (one draw per request, so the kinds
+ * are exclusive and their sum is at most 1):
+ * - `error`: a 5xx (503 SlowDown or 500 InternalError, half each);
+ * - `truncate`: PutObject receives, or GetObject sends, a body cut short (a GET's
+ *   Content-Length is shortened to match, so only the client's own length or CRC check sees it);
+ * - `corrupt`: one byte flipped in the body PutObject receives or GetObject sends;
+ * - `slow`: a delay of `slowMs` (default 3000) before the request is handled;
+ * - `reset`: the connection is closed without an answer (nothing is done).
+ * Truncate and corrupt touch object bodies only; other operations are left alone (their XML
+ * has no checksum a client could use, and on real OSS it travels over TLS).
+ * `seed` makes the draws repeatable.
+ */
+export const faultSpecSchema = z.object({
+  error: rate.default(0),
+  truncate: rate.default(0),
+  corrupt: rate.default(0),
+  slow: rate.default(0),
+  reset: rate.default(0),
+  slowMs: z.number().int().min(0).max(600_000).default(3000),
+  seed: z.number().int().optional(),
+}).strict().refine((f) => f.error + f.truncate + f.corrupt + f.slow + f.reset <= 1, { message: 'the fractions add up to more than 1' });
+export type FaultSpec = z.infer<typeof faultSpecSchema>;
+export type FaultKind = 'error' | 'truncate' | 'corrupt' | 'slow' | 'reset';
+
+export class FaultSpecError extends Error {
+  override name = 'FaultSpecError';
+}
+
+/**
+ * Parses `OSS_EMULATOR_FAULTS`: comma-separated `name:value` pairs, e.g.
+ * `error:0.05,truncate:0.01,corrupt:0.01,slow:0.02,slowMs:2000,seed:7`. Empty means no faults.
+ */
+export function parseFaultSpec(text: string): FaultSpec {
+  const fields: Record<string, number> = {};
+  for (const raw of text.split(',')) {
+    const part = raw.trim();
+    if (!part) continue;
+    const m = /^([A-Za-z]+)\s*[:=]\s*(-?[0-9.eE+-]+)$/.exec(part);
+    if (!m || !Number.isFinite(Number(m[2]))) throw new FaultSpecError(`OSS_EMULATOR_FAULTS: ${JSON.stringify(part)} is not name:number (e.g. error:0.05,truncate:0.01,corrupt:0.01,slow:0.02)`);
+    if (m[1] in fields) throw new FaultSpecError(`OSS_EMULATOR_FAULTS: ${m[1]} is given twice`);
+    fields[m[1]] = Number(m[2]);
+  }
+  const r = faultSpecSchema.safeParse(fields);
+  if (!r.success) {
+    throw new FaultSpecError(`OSS_EMULATOR_FAULTS ${JSON.stringify(text)}: ${r.error.issues.map((i) => `${i.path.join('.') || '(spec)'}: ${i.message}`).join('; ')} (known: error, truncate, corrupt, slow, reset as fractions 0..1; slowMs; seed)`);
+  }
+  return r.data;
+}
+
+/** mulberry32: a small seeded generator, so a fault run can be repeated. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 /** A fault to inject: make matching requests fail with an OSS error and/or respond late. */
@@ -67,6 +138,8 @@ export interface OssFault {
   status?: number;
   code?: string;
   message?: string;
+  /** Damage the body PutObject receives or GetObject sends (see FaultSpec's truncate and corrupt). */
+  damage?: 'truncate' | 'corrupt';
 }
 
 export interface OssServerStats {
@@ -86,6 +159,8 @@ export interface OssServerStats {
   bytesOut: number;
   objects: number;
   storedBytes: number;
+  /** Random faults injected, per kind (only those that changed something). */
+  faults: Record<FaultKind, number>;
 }
 
 export interface OssServer {
@@ -100,11 +175,14 @@ export interface OssServer {
   /** Queue a fault; faults are consumed in order by matching requests. */
   injectFault(fault: OssFault): void;
   clearFaults(): void;
+  /** Replace the random faults (undefined: none). */
+  setRandomFaults(faults: FaultSpec | string | undefined): void;
 }
 
 interface StoredObject {
   body: Buffer;
   etag: string; // uppercase hex MD5, unquoted
+  crc64: string;
   lastModified: Date;
   contentType: string;
 }
@@ -166,6 +244,32 @@ export async function startOssServer(options: OssServerOptions): Promise<OssServ
   const stats: OssServerStats = {
     requests: 0, operations: {}, errors: {}, accessKeys: {}, maxDeleteBatch: 0, maxListKeys: 0,
     bytesIn: 0, bytesOut: 0, objects: 0, storedBytes: 0,
+    faults: { error: 0, truncate: 0, corrupt: 0, slow: 0, reset: 0 },
+  };
+  let randomFaults: { spec: FaultSpec; random: () => number } | undefined;
+  const setRandomFaults = (f: FaultSpec | string | undefined) => {
+    const spec = typeof f === 'string' ? parseFaultSpec(f) : f === undefined ? undefined : faultSpecSchema.parse(f);
+    randomFaults = spec ? { spec, random: spec.seed === undefined ? Math.random : seededRandom(spec.seed) } : undefined;
+  };
+  setRandomFaults(options.faults);
+  const drawFault = (): FaultKind | undefined => {
+    if (!randomFaults) return undefined;
+    const { spec, random } = randomFaults;
+    let r = random();
+    for (const kind of ['error', 'truncate', 'corrupt', 'slow', 'reset'] as const) {
+      if (r < spec[kind]) return kind;
+      r -= spec[kind];
+    }
+    return undefined;
+  };
+  /** A copy of `body` cut short or with one byte flipped (bodies of one byte or none are left alone when cutting). */
+  const damage = (body: Buffer, kind: 'truncate' | 'corrupt'): Buffer | undefined => {
+    if (body.length === 0 || (kind === 'truncate' && body.length < 2)) return undefined;
+    const random = randomFaults?.random ?? Math.random;
+    if (kind === 'truncate') return Buffer.from(body.subarray(0, Math.floor(random() * body.length)));
+    const copy = Buffer.from(body);
+    copy[Math.floor(random() * copy.length)] ^= 0xff;
+    return copy;
   };
 
   const keysInOrder = (): string[] => (sortedKeys ??= [...objects.keys()].sort(compareUtf8));
@@ -210,11 +314,35 @@ export async function startOssServer(options: OssServerOptions): Promise<OssServ
       authenticate(req, parsed);
       const operation = identifyOperation(req.method ?? 'GET', parsed);
       stats.operations[operation] = (stats.operations[operation] ?? 0) + 1;
-      await applyFaults(operation);
+      const queued = await applyFaults(operation);
+      const fault = queued ?? drawFault();
+      let sendDamaged: 'truncate' | 'corrupt' | undefined;
+      switch (fault) {
+        case 'error':
+          stats.faults.error++;
+          throw randomFaults!.random() < 0.5
+            ? new OssHttpError(503, 'SlowDown', 'Please reduce your request rate (injected fault).')
+            : new OssHttpError(500, 'InternalError', 'We encountered an internal error, please try again (injected fault).');
+        case 'slow':
+          stats.faults.slow++;
+          await new Promise((r) => setTimeout(r, randomFaults!.spec.slowMs));
+          break;
+        case 'reset':
+          stats.faults.reset++;
+          req.socket.destroy();
+          return;
+        case 'truncate':
+        case 'corrupt':
+          if (operation === 'PutObject') {
+            const d = damage(body, fault);
+            if (d) { body = d; stats.faults[fault]++; }
+          } else if (operation === 'GetObject') sendDamaged = fault;
+          break;
+      }
       checkContentMd5(req, body);
       switch (operation) {
         case 'PutObject': return putObject(req, res, requestId, parsed.key, body);
-        case 'GetObject': return getObject(req, res, requestId, parsed.key, false);
+        case 'GetObject': return getObject(req, res, requestId, parsed.key, false, sendDamaged);
         case 'HeadObject': return getObject(req, res, requestId, parsed.key, true);
         case 'DeleteObject': return deleteOne(res, requestId, parsed.key);
         case 'DeleteMultipleObjects': return deleteMultiple(req, res, requestId, parsed.query, body);
@@ -271,15 +399,17 @@ export async function startOssServer(options: OssServerOptions): Promise<OssServ
     stats.accessKeys[accessKeyId] = (stats.accessKeys[accessKeyId] ?? 0) + 1;
   }
 
-  async function applyFaults(operation: OssOperation): Promise<void> {
+  /** Applies the first queued fault matching `operation`; returns the body damage it asks for. */
+  async function applyFaults(operation: OssOperation): Promise<'truncate' | 'corrupt' | undefined> {
     const i = faults.findIndex((f) => f.operation === undefined || f.operation === operation);
-    if (i < 0) return;
+    if (i < 0) return undefined;
     const f = faults[i];
     if (--f.times <= 0) faults.splice(i, 1);
     if (f.delayMs) await new Promise((r) => setTimeout(r, f.delayMs));
     if (f.status !== undefined) {
       throw new OssHttpError(f.status, f.code ?? 'InjectedFault', f.message ?? `injected fault (${operation})`);
     }
+    return f.damage;
   }
 
   function putObject(req: IncomingMessage, res: ServerResponse, requestId: string, key: string, body: Buffer): void {
@@ -290,19 +420,21 @@ export async function startOssServer(options: OssServerOptions): Promise<OssServ
     const md5 = createHash('md5').update(body).digest();
     const etag = md5.toString('hex').toUpperCase();
     const prev = objects.get(key);
-    setObject(key, { body, etag, lastModified: new Date(now()), contentType: header(req, 'content-type') ?? 'application/octet-stream' });
+    const crc = crc64(body);
+    setObject(key, { body, etag, crc64: crc, lastModified: new Date(now()), contentType: header(req, 'content-type') ?? 'application/octet-stream' });
     stats.storedBytes += body.length - (prev?.body.length ?? 0);
     stats.objects = objects.size;
     res.writeHead(200, {
       ...commonHeaders(requestId),
       ETag: `"${etag}"`,
+      'x-oss-hash-crc64ecma': crc,
       'Content-MD5': md5.toString('base64'),
       'Content-Length': '0',
     });
     res.end();
   }
 
-  function getObject(req: IncomingMessage, res: ServerResponse, requestId: string, key: string, headOnly: boolean): void {
+  function getObject(req: IncomingMessage, res: ServerResponse, requestId: string, key: string, headOnly: boolean, sendDamaged?: 'truncate' | 'corrupt'): void {
     checkObjectName(key);
     const obj = objects.get(key);
     if (!obj) throw new OssHttpError(404, 'NoSuchKey', 'The specified key does not exist.', { Key: key });
@@ -315,6 +447,8 @@ export async function startOssServer(options: OssServerOptions): Promise<OssServ
       'Accept-Ranges': 'bytes',
       'x-oss-object-type': 'Normal',
       'x-oss-storage-class': 'Standard',
+      // Always the whole object's CRC, ranged reads included (as OSS does).
+      'x-oss-hash-crc64ecma': obj.crc64,
     };
     let status = 200;
     let payload = obj.body;
@@ -331,6 +465,10 @@ export async function startOssServer(options: OssServerOptions): Promise<OssServ
         headers['Content-Range'] = `bytes ${r.first}-${r.last}/${size}`;
       }
       // r === undefined: OSS ignores an invalid range and returns the whole object with 200.
+    }
+    if (sendDamaged) {
+      const d = damage(payload, sendDamaged);
+      if (d) { payload = d; stats.faults[sendDamaged]++; }
     }
     headers['Content-Length'] = String(payload.length);
     res.writeHead(status, headers);
@@ -522,6 +660,7 @@ export async function startOssServer(options: OssServerOptions): Promise<OssServ
     clearFaults() {
       faults.length = 0;
     },
+    setRandomFaults,
   };
 }
 

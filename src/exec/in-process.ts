@@ -1,6 +1,7 @@
 import type { GroupStage, Plan } from '../plan/schema.ts';
-import { createSession, type FloatTensor, type ModelSession, type SessionOptions } from '../runtime/ort.ts';
-import { cropRegion, pasteRegion, zeros } from '../tensor/nchw.ts';
+import { createSession, type ModelSession, type SessionOptions, type Tensor } from '../runtime/ort.ts';
+import { cropRegion, pasteRegion, zerosOf } from '../tensor/nchw.ts';
+import { dtypeOf } from '../tensor/dtype.ts';
 import { runTile } from './tile.ts';
 
 export interface StageTiming { id: number; kind: 'group' | 'master'; ms: number; tiles?: number }
@@ -11,9 +12,9 @@ export interface StageTiming { id: number; kind: 'group' | 'master'; ms: number;
  * distributed runtime, and what `npm run verify` checks against monolithic ORT.
  */
 export async function executePlan(
-  plan: Plan, subModels: Map<number, Uint8Array>, input: FloatTensor, opts: SessionOptions = {},
-): Promise<{ outputs: Record<string, FloatTensor>; timings: StageTiming[] }> {
-  const tensors = new Map<string, FloatTensor>([[plan.input.name, input]]);
+  plan: Plan, subModels: Map<number, Uint8Array>, input: Tensor, opts: SessionOptions = {},
+): Promise<{ outputs: Record<string, Tensor>; timings: StageTiming[] }> {
+  const tensors = new Map<string, Tensor>([[plan.input.name, input]]);
   const timings: StageTiming[] = [];
   const batch = input.dims[0];
   for (const stage of plan.stages) {
@@ -26,7 +27,7 @@ export async function executePlan(
         return t;
       };
       if (stage.kind === 'master') {
-        const feeds: Record<string, FloatTensor> = {};
+        const feeds: Record<string, Tensor> = {};
         for (const i of stage.inputs) feeds[i.name] = get(i.name);
         const out = await session.run(feeds);
         for (const o of stage.outputs) tensors.set(o.name, out[o.name]);
@@ -38,20 +39,25 @@ export async function executePlan(
     }
     timings.push({ id: stage.id, kind: stage.kind, ms: performance.now() - t0, tiles: stage.kind === 'group' ? stage.tiles.length : undefined });
   }
-  const outputs: Record<string, FloatTensor> = {};
+  const outputs: Record<string, Tensor> = {};
   for (const o of plan.outputs) outputs[o.name] = tensors.get(o.name)!;
   return { outputs, timings };
 }
 
-async function runGroup(stage: GroupStage, session: ModelSession, get: (n: string) => FloatTensor, tensors: Map<string, FloatTensor>, batch: number) {
-  const whole: Record<string, FloatTensor> = {};
+async function runGroup(stage: GroupStage, session: ModelSession, get: (n: string) => Tensor, tensors: Map<string, Tensor>, batch: number) {
+  const whole: Record<string, Tensor> = {};
   for (const i of stage.inputs) if (!i.spatial) whole[i.name] = get(i.name);
-  const outs = new Map(stage.outputs.map((o) => [o.name, zeros([batch, ...o.shape.slice(1)])]));
+  // Each output map takes the dtype its first tile comes back with.
+  const outs = new Map<string, Tensor>();
   for (const tile of stage.tiles) {
-    const spatial: Record<string, FloatTensor> = {};
+    const spatial: Record<string, Tensor> = {};
     for (const i of tile.inputs) spatial[i.tensor] = cropRegion(get(i.tensor), i.region);
     const res = await runTile(session, stage, tile, spatial, whole);
-    for (const o of tile.outputs) pasteRegion(outs.get(o.tensor)!, res[o.tensor], o.region);
+    for (const o of tile.outputs) {
+      const t = res[o.tensor];
+      if (!outs.has(o.tensor)) outs.set(o.tensor, zerosOf(dtypeOf(t), [batch, ...stage.outputs.find((x) => x.name === o.tensor)!.shape.slice(1)]));
+      pasteRegion(outs.get(o.tensor)!, t, o.region);
+    }
   }
   for (const [k, v] of outs) tensors.set(k, v);
 }

@@ -1,5 +1,5 @@
 import type { GroupStage, Tile } from '../plan/schema.ts';
-import type { Feed, FloatTensor, ModelSession } from '../runtime/ort.ts';
+import type { Feed, ModelSession, Tensor } from '../runtime/ort.ts';
 
 /** Runtime pads [top, left, bottom, right] as ONNX Pad's int64 [8] for an NCHW tensor. */
 export function padsFeed(p: readonly number[]): Feed {
@@ -12,8 +12,8 @@ export function padsFeed(p: readonly number[]): Feed {
  */
 export async function runTile(
   session: ModelSession, group: GroupStage, tile: Tile,
-  spatial: Record<string, FloatTensor>, whole: Record<string, FloatTensor>,
-): Promise<Record<string, FloatTensor>> {
+  spatial: Record<string, Tensor>, whole: Record<string, Tensor>,
+): Promise<Record<string, Tensor>> {
   const feeds: Record<string, Feed> = {};
   for (const i of group.inputs) {
     const t = i.spatial ? spatial[i.name] : whole[i.name];

@@ -1,7 +1,10 @@
 import type { Plan } from '../plan/schema.ts';
-import { createSession, type FloatTensor, type SessionOptions } from '../runtime/ort.ts';
+import { createSession, type SessionOptions, type Tensor } from '../runtime/ort.ts';
 import { compareTensors, randomTensor } from '../tensor/random.ts';
 import { executePlan, type StageTiming } from './in-process.ts';
+import { fromFloat32 } from '../tensor/dtype.ts';
+import { computePrecision } from '../graph/types.ts';
+import { decodeModel } from '../onnx/model-io.ts';
 
 export interface VerifyResult {
   ok: boolean;
@@ -16,10 +19,15 @@ export interface VerifyResult {
   timings: StageTiming[];
 }
 
-/** Tolerance of the equality check: float rounding, scaled to the output's magnitude. */
-export const tolerance = (maxRef: number) => 1e-4 * Math.max(1, maxRef);
+/**
+ * Tolerance of the equality check: float rounding, scaled to the output's magnitude. `eps` is
+ * 1e-4 for float32 models; a model that computes in float16 or bfloat16 is compared at its own
+ * precision (graph/types.ts `computePrecision`): one ulp of it, 2^-10 or 2^-7.
+ */
+export const tolerance = (maxRef: number, eps = 1e-4) => eps * Math.max(1, maxRef);
+const EPS = { float32: 1e-4, float16: 2 ** -10, bfloat16: 2 ** -7 } as const;
 
-export async function monolithic(modelBytes: Uint8Array, input: FloatTensor, inputName: string, opts: SessionOptions = {}) {
+export async function monolithic(modelBytes: Uint8Array, input: Tensor, inputName: string, opts: SessionOptions = {}) {
   const s = await createSession(modelBytes, 'monolithic', opts);
   try {
     return await s.run({ [inputName]: input });
@@ -32,7 +40,10 @@ export async function monolithic(modelBytes: Uint8Array, input: FloatTensor, inp
 export async function verifyPlan(modelBytes: Uint8Array, plan: Plan, subModels: Map<number, Uint8Array>, opts: { seed?: number; batch?: number } & SessionOptions = {}): Promise<VerifyResult> {
   const shape = plan.input.shape.slice();
   if (opts.batch) shape[0] = opts.batch;
-  const input = randomTensor(shape, opts.seed ?? 1);
+  const random = randomTensor(shape, opts.seed ?? 1);
+  const inputDtype = plan.input.dtype ?? 'float32';
+  const input: Tensor = inputDtype === 'float16' || inputDtype === 'bfloat16' ? fromFloat32(inputDtype, shape, random.data) : random;
+  const eps = EPS[computePrecision(decodeModel(modelBytes))];
   let t0 = performance.now();
   const ref = await monolithic(modelBytes, input, plan.input.name, opts);
   const monolithicMs = performance.now() - t0;
@@ -47,7 +58,7 @@ export async function verifyPlan(modelBytes: Uint8Array, plan: Plan, subModels: 
     maxRef = Math.max(maxRef, c.maxRef);
   }
   return {
-    ok: maxAbsDiff <= tolerance(maxRef), maxAbsDiff, maxRef, tolerance: tolerance(maxRef),
+    ok: maxAbsDiff <= tolerance(maxRef, eps), maxAbsDiff, maxRef, tolerance: tolerance(maxRef, eps),
     groups: plan.summary.groups, tiles: plan.summary.tiles, redundancy: plan.summary.redundancy,
     monolithicMs, partitionedMs, timings,
   };

@@ -37,7 +37,16 @@ export interface IrGraph {
   outputs: string[];
   producer: Map<string, IrNode>;
   consumers: Map<string, IrNode[]>;
+  /**
+   * Nodes computed from constants alone (a QDQ model's DequantizeLinear of its int8 weights),
+   * by output name: not stage members, but copied into every sub-model that reads them, so ORT
+   * sees the same DQ -> Conv -> Q pattern (and fuses it the same way) as in the whole model.
+   */
+  derived?: Map<string, IrNode>;
 }
+
+/** A constant, or the output of a node computed from constants alone. */
+export const isConstant = (g: IrGraph, t: string) => g.constants.has(t) || !!g.derived?.has(t);
 
 function readAttr(a: NonNullable<NodeProto['attribute']>[number]): AttrValue | undefined {
   switch (a.type) {

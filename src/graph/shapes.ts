@@ -2,12 +2,15 @@ import { attrInt, attrInts, attrStr, type IrGraph, type IrNode } from './ir.ts';
 import { tensorDims, tensorValues, DataType } from '../onnx/model-io.ts';
 import { samePads, windowOutSize, type AxisWindow } from '../tiling/geometry.ts';
 import { UnsupportedModelError } from '../onnx/errors.ts';
+import { inferTypes } from './types.ts';
 
 /** Static shapes for one concrete input shape; undefined where an op's shape cannot be inferred. */
 export interface ShapeInfo {
   shapes: Map<string, number[] | undefined>;
   /** Small integer tensors whose values are known statically (shape arithmetic in exported graphs). */
   values: Map<string, number[]>;
+  /** ONNX element type of every tensor whose type is known (graph/types.ts). */
+  types: Map<string, number>;
 }
 
 export const numel = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
@@ -63,11 +66,21 @@ export function resolveWindow(node: IrNode, inShape: number[], kernel: number[])
   return { axes, ceil, outH, outW };
 }
 
+/** Input index of a convolution's weight (QLinearConv puts the input's scale and zero point first). */
+export function weightInput(node: IrNode): number | undefined {
+  switch (node.op) {
+    case 'Conv': case 'ConvTranspose': case 'ConvInteger': return 1;
+    case 'QLinearConv': return 3;
+    default: return undefined;
+  }
+}
+
 export function kernelOf(g: IrGraph, node: IrNode, shapes: Map<string, number[] | undefined>): number[] | undefined {
   const ks = attrInts(node, 'kernel_shape');
   if (ks) return ks;
-  if (node.op === 'Conv' || node.op === 'ConvTranspose') {
-    const w = shapes.get(node.inputs[1]) ?? (g.constants.get(node.inputs[1]) ? tensorDims(g.constants.get(node.inputs[1])!) : undefined);
+  const wi = weightInput(node);
+  if (wi !== undefined) {
+    const w = shapes.get(node.inputs[wi]) ?? (g.constants.get(node.inputs[wi]) ? tensorDims(g.constants.get(node.inputs[wi])!) : undefined);
     return w?.slice(2);
   }
   return undefined;
@@ -76,6 +89,7 @@ export function kernelOf(g: IrGraph, node: IrNode, shapes: Map<string, number[] 
 const SAME_SHAPE = new Set([
   'Relu', 'LeakyRelu', 'PRelu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Clip', 'Elu', 'Selu', 'Celu', 'Softplus', 'Softsign', 'Mish', 'Gelu',
   'Exp', 'Log', 'Abs', 'Neg', 'Sqrt', 'Reciprocal', 'Floor', 'Ceil', 'Round', 'Erf', 'Sin', 'Cos', 'Not', 'Sign',
+  'QuantizeLinear', 'DequantizeLinear',
   'BatchNormalization', 'InstanceNormalization', 'LpNormalization', 'MeanVarianceNormalization', 'LRN', 'Dropout', 'Identity', 'Softmax', 'LogSoftmax', 'Hardmax', 'Cast', 'LayerNormalization', 'ThresholdedRelu', 'Shrink',
 ]);
 const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Equal', 'Less', 'Greater', 'And', 'Or', 'Where', 'PRelu', 'Mod', 'BitShift']);
@@ -96,7 +110,7 @@ export function inferShapes(g: IrGraph, inputShapes: Record<string, number[]>): 
     shapes.set(name, tensorDims(t));
     const dt = t.dataType ?? 0;
     const n = numel(tensorDims(t));
-    if (n <= 64 && (dt === DataType.INT64 || dt === DataType.INT32 || dt === DataType.FLOAT)) {
+    if (n <= 64 && [DataType.INT64, DataType.INT32, DataType.FLOAT, DataType.FLOAT16, DataType.INT8, DataType.UINT8, DataType.DOUBLE].includes(dt)) {
       try { values.set(name, tensorValues(t)); } catch { /* non-numeric constants are fine to skip */ }
     }
   }
@@ -113,9 +127,9 @@ export function inferShapes(g: IrGraph, inputShapes: Record<string, number[]>): 
     if (out && out.some((d) => !Number.isInteger(d) || d < 0)) out = undefined;
     shapes.set(node.outputs[0], out);
     // Secondary outputs (e.g. MaxPool indices, BN running stats) are left unknown unless same-shaped.
-    for (const o of node.outputs.slice(1)) if (o && !shapes.has(o)) shapes.set(o, node.op === 'MaxPool' ? out : undefined);
+    for (const o of node.outputs.slice(1)) if (o && !shapes.has(o)) shapes.set(o, node.op === 'MaxPool' ? out : node.op === 'DynamicQuantizeLinear' ? [] : undefined);
   }
-  return { shapes, values };
+  return { shapes, values, types: inferTypes(g) };
 }
 
 function inferNode(g: IrGraph, node: IrNode, shapes: Map<string, number[] | undefined>, values: Map<string, number[]>): number[] | undefined {
@@ -141,12 +155,19 @@ function inferNode(g: IrGraph, node: IrNode, shapes: Map<string, number[] | unde
     return broadcastShapes(ins as number[][]);
   }
   switch (op) {
-    case 'Conv': case 'MaxPool': case 'AveragePool': case 'LpPool': {
+    case 'DynamicQuantizeLinear': return x;
+    case 'DepthToSpace': case 'SpaceToDepth': {
+      const b = attrInt(node, 'blocksize', 0);
+      if (!x || x.length !== 4 || b < 1) return undefined;
+      return op === 'DepthToSpace' ? [x[0], x[1] / (b * b), x[2] * b, x[3] * b] : [x[0], x[1] * b * b, x[2] / b, x[3] / b];
+    }
+    case 'Conv': case 'ConvInteger': case 'QLinearConv': case 'MaxPool': case 'AveragePool': case 'LpPool': {
       if (!x) return undefined;
       const k = kernelOf(g, node, shapes);
       if (!k) return undefined;
       const w = resolveWindow(node, x, k);
-      const c = op === 'Conv' ? (ins[1] ?? [])[0] : x[1];
+      const wi = weightInput(node);
+      const c = wi !== undefined ? (ins[wi] ?? [])[0] : x[1];
       return [x[0], c, w.outH, w.outW];
     }
     case 'ConvTranspose': {
@@ -288,7 +309,8 @@ function inferNode(g: IrGraph, node: IrNode, shapes: Map<string, number[] | unde
       const scalesIn = op === 'Upsample' ? (attrInts(node, 'scales') ?? (node.attrs.scales as number[] | undefined) ?? values.get(node.inputs[1])) : values.get(node.inputs[g.opset >= 11 ? 2 : 1]);
       const sizes = op === 'Resize' && g.opset >= 11 && node.inputs[3] ? values.get(node.inputs[3]) : undefined;
       if (sizes && sizes.length === x.length) return sizes;
-      if (scalesIn && scalesIn.length === x.length) return x.map((d, i) => Math.floor(d * scalesIn[i]));
+      // ORT multiplies in float32: 20 x 2.1f is 42 there, 41.99999 in double.
+      if (scalesIn && scalesIn.length === x.length) return x.map((d, i) => Math.floor(Math.fround(d * Math.fround(scalesIn[i]))));
       return undefined;
     }
     default:

@@ -161,3 +161,74 @@ export function errorResult(err: unknown): FcHttpResult {
   }
   return jsonResult(500, { error: 'internal server error', code: 'internal' });
 }
+
+// ---- FC 2.0 HTTP trigger ----
+// FC 2.0 calls an HTTP-triggered Node function as `handler(req, resp, context)`: `req` is a readable
+// stream with `method`, `path`, `url`, `headers`, `queries` and `clientIP`; the answer goes through
+// `resp.setStatusCode / setHeader / send(body)`. These adapt it to the FC 3.0 event and result,
+// so one route() serves both generations.
+
+/** The fields of FC 2.0's HTTP request object that the handler reads. */
+export const fc2HttpRequestSchema = z.looseObject({
+  method: z.string().min(1),
+  path: z.string(),
+  url: z.string().optional(),
+  headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({}),
+  queries: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({}),
+  clientIP: z.string().optional(),
+});
+export type Fc2HttpRequest = z.output<typeof fc2HttpRequestSchema>;
+
+/** FC 2.0's response object (the part used here). */
+export interface Fc2HttpResponse {
+  setStatusCode(code: number): void;
+  setHeader(name: string, value: string): void;
+  send(body: Buffer | string): void;
+}
+
+const joinValues = (r: Record<string, string | string[]>): Record<string, string> =>
+  Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]));
+
+/** The FC 3.0 HTTP event for an FC 2.0 request and its body bytes (always base64, so binary survives). */
+export function fc2HttpEvent(req: unknown, body: Buffer, requestId: string): FcHttpEvent {
+  const r = fc2HttpRequestSchema.parse(req);
+  return fcHttpEventSchema.parse({
+    version: 'v1',
+    rawPath: r.path,
+    body: body.toString('base64'),
+    isBase64Encoded: true,
+    headers: joinValues(r.headers),
+    queryParameters: joinValues(r.queries),
+    requestContext: { requestId, http: { method: r.method.toUpperCase(), path: r.path, ...(r.clientIP ? { sourceIp: r.clientIP } : {}) } },
+  });
+}
+
+/** Answer an FC 2.0 HTTP call with an FC 3.0 HTTP result. */
+export function sendFc2HttpResult(resp: Fc2HttpResponse, result: unknown): void {
+  const r = fcHttpResultSchema.parse(result);
+  resp.setStatusCode(r.statusCode);
+  for (const [k, v] of Object.entries(r.headers ?? {})) resp.setHeader(k, v);
+  resp.send(resultBody(r));
+}
+
+/**
+ * Wrap an FC 3.0 HTTP event handler (event bytes in, result JSON out) as an FC 2.0 HTTP handler
+ * `(req, resp, context)`: e.g. `export const httpHandler = fc2HttpHandler(handler)`.
+ */
+export function fc2HttpHandler<C extends { requestId?: string }>(
+  eventHandler: (event: Buffer, context: C) => Promise<string | Buffer | Uint8Array>,
+): (req: AsyncIterable<unknown>, resp: Fc2HttpResponse, context: C) => Promise<void> {
+  return async (req, resp, context) => {
+    let result: FcHttpResult;
+    try {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(typeof c === 'string' ? Buffer.from(c) : Buffer.from(c as Uint8Array));
+      const event = fc2HttpEvent(req, Buffer.concat(chunks), context?.requestId ?? randomBytes(8).toString('hex'));
+      const out = await eventHandler(Buffer.from(stringifyWithBody(event)), context);
+      result = fcHttpResultSchema.parse(JSON.parse(Buffer.from(out).toString('utf8')));
+    } catch (e) {
+      result = errorResult(e);
+    }
+    sendFc2HttpResult(resp, result);
+  };
+}

@@ -10,11 +10,21 @@
  * - A failing `invoke` gives a 5xx JSON error; the server keeps serving.
  * - Every request gets an `x-request-id` (the client's if it sent a sane one),
  *   carried in the event (header and requestContext.requestId) and the response.
+ * - With `access`, requests without a valid API key get 401 before their body is read
+ *   (the handler checks again: on FC it is the only check).
+ * - With `admission`, inference requests (POST /v2/models/{name}/infer) wait for one of a
+ *   bounded number of slots in a bounded queue, or get 503 with Retry-After. The request's
+ *   deadline starts when it arrives here; the event's `x-request-timeout-ms` carries what is
+ *   left of it when the handler is invoked.
+ * - With `metrics`, `GET /metrics` is answered here (open, like health) from a registry fed by
+ *   every response the function gives, whichever instance gave it.
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FunctionCrashedError, FunctionError, FunctionNotFoundError, FunctionTimeoutError, InvokeError, PayloadTooLargeError } from '../invoke/errors.ts';
+import type { ApiKeys } from './access.ts';
+import { type Admission, REQUEST_TIMEOUT_HEADER, requestDeadline } from './admission.ts';
 import { HttpError, badGateway, gatewayTimeout, internal, payloadTooLarge } from './errors.ts';
 import { type FcHttpEvent, type FcHttpResult, fcHttpResultSchema, resultBody, describeZodError } from './fc-event.ts';
 
@@ -29,7 +39,25 @@ export interface GatewayOptions {
   lingerMs?: number;
   /** Called with failures of `invoke` and malformed results (default: console.error). */
   onError?: (err: unknown, event: FcHttpEvent) => void;
+  /** API keys checked before the body is read; absent: open. */
+  access?: ApiKeys;
+  /** Slots and queue for inference requests; absent: every request is passed on at once. */
+  admission?: Admission;
+  /** Server-side request deadline, ms (the client's x-request-timeout-ms may shorten it). */
+  requestTimeoutMs?: number;
+  /** Answers `GET /metrics` here (open, like health) and sees every request the function answers. */
+  metrics?: GatewayMetrics;
 }
+
+/** A metrics registry fed from the responses (src/telemetry/metrics.ts: `gatewayMetrics`). */
+export interface GatewayMetrics {
+  readonly contentType: string;
+  render(): Promise<string>;
+  /** One request passed on to the function: its HTTP status, seconds since it arrived, and the function's result if any. */
+  observe(event: FcHttpEvent, status: number, seconds: number, result?: FcHttpResult): void;
+}
+
+const INFER_PATH_RE = /^\/v2\/models\/[^/]+\/infer\/?$/;
 
 export interface Gateway {
   url: string;
@@ -104,10 +132,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
    * client closes its side or after `lingerMs` (nginx-style lingering close).
    */
   const reject413 = (req: http.IncomingMessage, res: http.ServerResponse, requestId: string, size: string) => {
-    const err = payloadTooLarge(`request body of ${size} bytes is over the limit of ${maxBodyBytes} bytes`, {
+    rejectEarly(req, res, requestId, payloadTooLarge(`request body of ${size} bytes is over the limit of ${maxBodyBytes} bytes`, {
       code: 'payload_too_large',
       details: { limit: maxBodyBytes },
-    });
+    }));
+  };
+
+  /** An answer before (or instead of) reading the body: 413, 401, 400; closes like the 413 above. */
+  const rejectEarly = (req: http.IncomingMessage, res: http.ServerResponse, requestId: string, err: HttpError) => {
     const socket = req.socket;
     socket.destroySoon = function (this: typeof socket) {
       if (this.writable) this.end();
@@ -122,7 +154,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     req.once('end', () => socket.end()); // upload fully drained: nothing left to reset; end() flushes the 413 first
     req.resume();
     res.shouldKeepAlive = false;
-    sendJson(res, 413, err.toJSON(), { 'x-request-id': requestId, connection: 'close' });
+    sendJson(res, err.status, err.toJSON(), { ...err.headers, 'x-request-id': requestId, connection: 'close' });
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -130,10 +162,35 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const requestId = requestIdOf(req.headers);
     headers['x-request-id'] = requestId;
     res.on('error', () => {});
+    const t0 = performance.now();
 
     const declared = headers['content-length'];
     if (declared !== undefined && Number(declared) > maxBodyBytes) {
       reject413(req, res, requestId, declared);
+      return;
+    }
+
+    const url = new URL(req.url ?? '/', 'http://gateway.local');
+    if (opts.metrics && req.method === 'GET' && (url.pathname === '/metrics' || url.pathname === '/metrics/')) {
+      const body = Buffer.from(await opts.metrics.render());
+      req.resume();
+      res.writeHead(200, { 'content-type': opts.metrics.contentType, 'content-length': body.length, 'x-request-id': requestId });
+      res.end(body);
+      return;
+    }
+    const isInfer = req.method === 'POST' && INFER_PATH_RE.test(url.pathname);
+    let deadline: number | undefined;
+    try {
+      opts.access?.check(url.pathname.length > 1 ? url.pathname.replace(/\/$/, '') : url.pathname, (name) => headers[name]);
+      if (isInfer && (opts.admission || opts.requestTimeoutMs !== undefined)) {
+        deadline = requestDeadline(headers[REQUEST_TIMEOUT_HEADER], opts.requestTimeoutMs ?? Number.MAX_SAFE_INTEGER / 2);
+        // Refusing before the body is read keeps refusals cheap under overload.
+        opts.admission?.check(deadline);
+      }
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      if (req.complete) sendJson(res, err.status, err.toJSON(), { ...err.headers, 'x-request-id': requestId });
+      else rejectEarly(req, res, requestId, err);
       return;
     }
 
@@ -160,7 +217,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     });
     if (!complete) return;
 
-    const url = new URL(req.url ?? '/', 'http://gateway.local');
     const now = new Date();
     const event: FcHttpEvent = {
       version: 'v1',
@@ -188,7 +244,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
     let result: FcHttpResult;
     try {
-      const raw = await invoke(event);
+      const call = () => {
+        if (deadline !== undefined) event.headers[REQUEST_TIMEOUT_HEADER] = String(Math.max(1, Math.round(deadline - Date.now())));
+        return invoke(event);
+      };
+      const raw = isInfer && opts.admission ? await opts.admission.run(call, deadline) : await call();
       const parsed = fcHttpResultSchema.safeParse(raw);
       if (!parsed.success) {
         throw badGateway(`function returned an invalid HTTP trigger result: ${describeZodError(parsed.error)}`, { code: 'invalid_function_result' });
@@ -196,7 +256,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       result = parsed.data;
     } catch (err) {
       const httpErr = invokeFailure(err);
-      onError(err, event);
+      opts.metrics?.observe(event, httpErr.status, (performance.now() - t0) / 1000);
+      // Refusals under load are expected: not logged one by one.
+      if (!(err instanceof HttpError && err.headers?.['retry-after'] !== undefined)) onError(err, event);
       sendJson(res, httpErr.status, httpErr.toJSON(), { ...httpErr.headers, 'x-request-id': requestId });
       return;
     }
@@ -219,6 +281,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       sendJson(res, httpErr.status, httpErr.toJSON(), { 'x-request-id': requestId });
       return;
     }
+    opts.metrics?.observe(event, result.statusCode, (performance.now() - t0) / 1000, result);
     res.end(req.method === 'HEAD' ? undefined : body);
   };
 
@@ -247,9 +310,17 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     res.writeContinue();
     server.emit('request', req, res);
   });
-  server.on('clientError', (err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    else socket.destroy();
+  // Requests Node's parser refuses (malformed, headers over --max-http-header-size) still get JSON.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    // A response already under way (a 401 or 413 sent before the body): a second one would be garbage.
+    const inFlight = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (!socket.writable || inFlight?.headersSent) return void socket.destroy();
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const body = JSON.stringify(tooLarge
+      ? { error: 'request headers are too large', code: 'headers_too_large' }
+      : { error: 'malformed HTTP request', code: 'bad_http_request' });
+    const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
   });
 
   await new Promise<void>((resolve, reject) => {

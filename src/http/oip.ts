@@ -11,25 +11,47 @@
  * the request has `parameters.binary_data_output: true`) are returned the same
  * way, each with `parameters.binary_data_size`.
  *
- * All numeric tensor data is converted to Float32Array (the models are FP32).
+ * Tensors keep their datatype: FP32, FP16, BF16, INT8, UINT8, INT32, INT64 and BOOL map to the
+ * runtime's dtypes (src/tensor/dtype.ts; FP16/BF16 as bits, BOOL one byte of 0 or 1), in JSON
+ * and in binary. Every numeric input is also offered as float32 (`data`) for FP32 models.
  */
 import { z } from 'zod';
 import { badRequest, internal } from './errors.ts';
 import { zodPath } from './fc-event.ts';
+import {
+  allocate, bfloat16ToFloat, bytesOf, dtypeOf, floatToBfloat16, floatToHalf, halfToFloat, makeTensor, toFloat32,
+  type DType, type Tensor, type TensorData,
+} from '../tensor/dtype.ts';
 
 export const INFERENCE_HEADER_CONTENT_LENGTH = 'inference-header-content-length';
 
 export const OIP_DATATYPES = [
-  'BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES',
+  'BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'BF16', 'FP32', 'FP64', 'BYTES',
 ] as const;
 export type OipDatatype = (typeof OIP_DATATYPES)[number];
 
-/** Datatypes accepted as JSON tensor data (converted to float32). */
+/** Datatypes accepted as JSON tensor data. */
 export const JSON_NUMERIC_DATATYPES: readonly OipDatatype[] = [
-  'BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64',
+  'BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'BF16', 'FP32', 'FP64',
 ];
+/** Bytes per element in the binary extension ("the native size of the data type"; BOOL is one byte). */
+const ELEMENT_SIZE: Partial<Record<OipDatatype, number>> = {
+  BOOL: 1, UINT8: 1, INT8: 1, UINT16: 2, INT16: 2, FP16: 2, BF16: 2, UINT32: 4, INT32: 4, FP32: 4, UINT64: 8, INT64: 8, FP64: 8,
+};
 /** Datatypes accepted as binary tensor data. */
-export const BINARY_DATATYPES: readonly OipDatatype[] = ['FP32'];
+export const BINARY_DATATYPES: readonly OipDatatype[] = JSON_NUMERIC_DATATYPES;
+
+/** The datatypes a model's tensors can have here, and the runtime dtype of each. */
+export const OIP_TO_DTYPE = {
+  FP32: 'float32', FP16: 'float16', BF16: 'bfloat16', INT8: 'int8', UINT8: 'uint8', INT32: 'int32', INT64: 'int64', BOOL: 'bool',
+} as const satisfies Partial<Record<OipDatatype, DType>>;
+export type TensorDatatype = keyof typeof OIP_TO_DTYPE;
+export const DTYPE_TO_OIP: Readonly<Record<DType, TensorDatatype>> = {
+  float32: 'FP32', float16: 'FP16', bfloat16: 'BF16', int8: 'INT8', uint8: 'UINT8', int32: 'INT32', int64: 'INT64', bool: 'BOOL',
+};
+/** The OIP datatype of a runtime dtype (model metadata, responses). */
+export const oipDatatype = (d: DType): TensorDatatype => DTYPE_TO_OIP[d];
+const runtimeDtype = (d: OipDatatype): DType | undefined => (OIP_TO_DTYPE as Partial<Record<OipDatatype, DType>>)[d];
 
 /** Upper bound on the element count of one tensor (Float32Array allocation guard). */
 export const MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
@@ -70,10 +92,16 @@ export type InferRequestJson = z.input<typeof inferRequestSchema>;
 export interface ParsedInferInput {
   name: string;
   shape: number[];
-  /** Datatype as sent; data has been converted to float32 regardless. */
+  /** Datatype as sent. */
   datatype: OipDatatype;
   parameters: Record<string, unknown>;
-  data: Float32Array;
+  /** The values as float32 (computed on first use for other datatypes). */
+  readonly data: Float32Array;
+  /**
+   * The values in their own dtype, for the datatypes a model tensor can have (absent for UINT16,
+   * UINT32, UINT64, INT16 and FP64). `inputTensor` checks it against the model's input.
+   */
+  tensor?: Tensor;
   /** True when the data came from the binary section. */
   binary: boolean;
 }
@@ -135,22 +163,25 @@ function intConverter(min: number, max: number): Converter {
   return (v) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : undefined);
 }
 
-function floatConverter(max: number): Converter {
-  return (v) => (typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= max ? v : undefined);
+/** Finite values that do not round to infinity in the target type (9-digit float32 maxima included). */
+function floatConverter(max: number, round: (v: number) => number = (v) => v): Converter {
+  return (v) => (typeof v === 'number' && Number.isFinite(v) && (Math.abs(v) <= max || Number.isFinite(round(v))) ? v : undefined);
 }
 
 const CONVERTERS: Partial<Record<OipDatatype, Converter>> = {
+  BF16: floatConverter(FP32_MAX, (v) => bfloat16ToFloat(floatToBfloat16(v))),
   BOOL: (v) => (typeof v === 'boolean' ? (v ? 1 : 0) : undefined),
   UINT8: intConverter(0, 255),
   UINT16: intConverter(0, 65535),
   UINT32: intConverter(0, 2 ** 32 - 1),
-  UINT64: intConverter(0, 2 ** 64),
+  // 2^64 and 2^63 (what the largest values parse to as doubles) are out of range: exclusive bounds.
+  UINT64: (v) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 64 ? v : undefined),
   INT8: intConverter(-128, 127),
   INT16: intConverter(-32768, 32767),
   INT32: intConverter(-(2 ** 31), 2 ** 31 - 1),
-  INT64: intConverter(-(2 ** 63), 2 ** 63),
-  FP16: floatConverter(FP16_MAX),
-  FP32: floatConverter(FP32_MAX),
+  INT64: (v) => (typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 63) && v < 2 ** 63 ? v : undefined),
+  FP16: floatConverter(FP16_MAX, (v) => halfToFloat(floatToHalf(v))),
+  FP32: floatConverter(FP32_MAX, Math.fround),
   FP64: floatConverter(Number.MAX_VALUE),
 };
 
@@ -164,11 +195,11 @@ function describeValue(v: unknown): string {
  * Convert JSON tensor data (flat, or nested exactly like `shape`) into `out`.
  * Throws 400 naming the input and the offending element/level.
  */
-function convertJsonData(name: string, datatype: OipDatatype, shape: readonly number[], count: number, data: unknown): Float32Array {
+function convertJsonData(name: string, datatype: OipDatatype, shape: readonly number[], count: number, data: unknown): TensorData {
   const what = `input "${name}"`;
   if (!Array.isArray(data)) throw badRequest(`${what}: data must be an array, got ${describeValue(data)}`, { code: 'invalid_data', details: { input: name } });
   const conv = CONVERTERS[datatype]!;
-  const out = new Float32Array(count);
+  const { data: out, set } = jsonSink(datatype, count);
   const bad = (flatIndex: number, v: unknown) =>
     badRequest(`${what}: element ${flatIndex} is ${describeValue(v)}, not a valid ${datatype} value`, { code: 'invalid_data', details: { input: name } });
 
@@ -180,7 +211,7 @@ function convertJsonData(name: string, datatype: OipDatatype, shape: readonly nu
     for (let i = 0; i < count; i++) {
       const x = conv(data[i]);
       if (x === undefined) throw bad(i, data[i]);
-      out[i] = x;
+      set(i, x);
     }
     return out;
   }
@@ -193,7 +224,7 @@ function convertJsonData(name: string, datatype: OipDatatype, shape: readonly nu
       if (Array.isArray(node)) throw badRequest(`${what}: nested data is deeper than shape ${fmtShape(shape)} at data${path}`, { code: 'shape_mismatch', details: { input: name } });
       const x = conv(node);
       if (x === undefined) throw bad(pos, node);
-      out[pos++] = x;
+      set(pos++, x);
       return;
     }
     if (!Array.isArray(node)) {
@@ -214,15 +245,65 @@ function convertJsonData(name: string, datatype: OipDatatype, shape: readonly nu
   return out;
 }
 
-function readFloat32LE(bytes: Buffer): Float32Array {
-  const out = new Float32Array(bytes.length / 4);
-  if (LITTLE_ENDIAN) {
-    new Uint8Array(out.buffer).set(bytes);
-  } else {
-    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(i * 4, true);
+/** Where converted JSON values go: the datatype's own array, or float32 for the others. */
+function jsonSink(datatype: OipDatatype, count: number): { data: TensorData; set: (i: number, x: number) => void } {
+  const dtype = runtimeDtype(datatype);
+  switch (dtype) {
+    case 'float16': { const a = allocate(dtype, count); return { data: a, set: (i, x) => { a[i] = floatToHalf(x); } }; }
+    case 'bfloat16': { const a = allocate(dtype, count); return { data: a, set: (i, x) => { a[i] = floatToBfloat16(x); } }; }
+    case 'int64': { const a = allocate(dtype, count); return { data: a, set: (i, x) => { a[i] = BigInt(x); } }; }
+    case 'float32': case 'int8': case 'uint8': case 'int32': case 'bool': { const a = allocate(dtype, count); return { data: a, set: (i, x) => { a[i] = x; } }; }
+    default: { const a = new Float32Array(count); return { data: a, set: (i, x) => { a[i] = x; } }; }
   }
+}
+
+/**
+ * Binary input bytes as the datatype's own array (copied: the body buffer is not kept), or as
+ * float32 for datatypes no model tensor has. BOOL bytes must be 0 or 1.
+ */
+function readBinary(name: string, datatype: OipDatatype, bytes: Buffer, count: number): TensorData {
+  const dtype = runtimeDtype(datatype);
+  if (dtype) {
+    const out = allocate(dtype, count);
+    bytesOf(out).set(bytes);
+    if (dtype === 'bool') {
+      const i = (out as Uint8Array).findIndex((b) => b > 1);
+      if (i >= 0) throw badRequest(`input "${name}": element ${i} is byte ${(out as Uint8Array)[i]}, not a valid BOOL (0 or 1)`, { code: 'invalid_data', details: { input: name } });
+    }
+    return out;
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(count);
+  const read: Partial<Record<OipDatatype, (o: number) => number>> = {
+    UINT16: (o) => dv.getUint16(o, true), INT16: (o) => dv.getInt16(o, true), UINT32: (o) => dv.getUint32(o, true),
+    UINT64: (o) => Number(dv.getBigUint64(o, true)), FP64: (o) => dv.getFloat64(o, true),
+  };
+  const size = ELEMENT_SIZE[datatype]!;
+  for (let i = 0; i < count; i++) out[i] = read[datatype]!(i * size);
   return out;
+}
+
+/** An input as the parser returns it: `data` (float32) is derived on first use unless it is the tensor's own. */
+function parsedInput(base: Omit<ParsedInferInput, 'data' | 'tensor'>, values: TensorData): ParsedInferInput {
+  const dtype = runtimeDtype(base.datatype);
+  if (!dtype) return { ...base, data: values as Float32Array };
+  const tensor = makeTensor(dtype, [...base.shape], values);
+  let f32: Float32Array | undefined;
+  return { ...base, tensor, get data() { return (f32 ??= toFloat32(tensor)); } };
+}
+
+/**
+ * The input as the model's input dtype wants it: a 400 naming the input and both datatypes when
+ * the request sent another (no silent conversion: an INT64 id tensor is not an FP32 image).
+ */
+export function inputTensor(input: ParsedInferInput, expected: DType): Tensor {
+  const want = oipDatatype(expected);
+  if (input.datatype !== want || !input.tensor) {
+    throw badRequest(`input "${input.name}": datatype ${input.datatype} does not match the model's input, which is ${want}`, {
+      code: 'datatype_mismatch', details: { input: input.name, expected: want, given: input.datatype },
+    });
+  }
+  return input.tensor;
 }
 
 function float32LEBytes(data: Float32Array): Buffer {
@@ -309,7 +390,7 @@ export function parseInferRequest(body: Buffer, headers: Record<string, string |
       throw badRequest(`${what} has no data: give "data" or parameters.binary_data_size`, { code: 'missing_data', details });
     }
 
-    let data: Float32Array;
+    let data: TensorData;
     if (hasBinary) {
       const size = params.binary_data_size;
       if (typeof size !== 'number' || !Number.isInteger(size) || size < 0) {
@@ -321,13 +402,14 @@ export function parseInferRequest(body: Buffer, headers: Record<string, string |
       if (!BINARY_DATATYPES.includes(datatype)) {
         throw badRequest(`${what}: binary data is supported only for ${BINARY_DATATYPES.join(', ')}, got ${datatype}`, { code: 'invalid_datatype', details });
       }
-      if (size !== count * 4) {
-        throw badRequest(`${what}: binary_data_size is ${size} bytes but shape ${fmtShape(inp.shape)} of FP32 needs ${count * 4}`, { code: 'shape_mismatch', details });
+      const need = count * ELEMENT_SIZE[datatype]!;
+      if (size !== need) {
+        throw badRequest(`${what}: binary_data_size is ${size} bytes but shape ${fmtShape(inp.shape)} of ${datatype} needs ${need}`, { code: 'shape_mismatch', details });
       }
       if (offset + size > binary.length) {
         throw badRequest(`${what}: binary section ends early: needs bytes ${offset}..${offset + size} but has ${binary.length}`, { code: 'invalid_data', details });
       }
-      data = readFloat32LE(binary.subarray(offset, offset + size));
+      data = readBinary(name, datatype, binary.subarray(offset, offset + size), count);
       offset += size;
     } else {
       if (datatype === 'BYTES' || !CONVERTERS[datatype]) {
@@ -335,7 +417,7 @@ export function parseInferRequest(body: Buffer, headers: Record<string, string |
       }
       data = convertJsonData(name, datatype, inp.shape, count, inp.data);
     }
-    inputs.push({ name, shape: inp.shape, datatype, parameters: params, data, binary: hasBinary });
+    inputs.push(parsedInput({ name, shape: inp.shape, datatype, parameters: params, binary: hasBinary }, data));
   }
   if (binary !== undefined && offset !== binary.length) {
     throw badRequest(`binary section has ${binary.length - offset} bytes not claimed by any input (inputs use ${offset} of ${binary.length})`, { code: 'invalid_data' });
@@ -377,7 +459,21 @@ export interface BytesOutput {
   data: string[];
   parameters?: Record<string, unknown>;
 }
-export type ResponseOutput = Fp32Output | BytesOutput;
+/** A tensor of another model datatype: its runtime array (FP16/BF16 bits, BOOL bytes). */
+export interface TypedOutput {
+  name: string;
+  shape: number[];
+  datatype: Exclude<TensorDatatype, 'FP32'>;
+  data: TensorData;
+  parameters?: Record<string, unknown>;
+}
+export type ResponseOutput = Fp32Output | BytesOutput | TypedOutput;
+
+/** A model output as a response output with the datatype of its dtype. */
+export function tensorOutput(name: string, t: Tensor, parameters?: Record<string, unknown>): Fp32Output | TypedOutput {
+  const datatype = oipDatatype(dtypeOf(t));
+  return { name, shape: [...t.dims], datatype, data: t.data, ...(parameters ? { parameters } : {}) } as Fp32Output | TypedOutput;
+}
 
 export interface InferResponse {
   model_name: string;
@@ -403,6 +499,44 @@ function fp32ToJson(data: Float32Array): (number | null)[] {
     out[i] = Number.isFinite(v) ? Number(v.toPrecision(9)) : null;
   }
   return out;
+}
+
+/**
+ * JSON numbers cannot carry int64 exactly through JSON.stringify (no bigint): INT64 data is
+ * written as a placeholder and spliced in as exact digits afterwards.
+ */
+class RawJson {
+  constructor(readonly text: string) {}
+}
+
+/** JSON values of numeric tensor data: FP16/BF16 as the numbers their bits are, BOOL as booleans. */
+function jsonValues(datatype: Exclude<OipDatatype, 'BYTES'>, data: TensorData): unknown[] | RawJson {
+  switch (datatype) {
+    case 'FP32': return fp32ToJson(data as Float32Array);
+    case 'FP16': case 'BF16': {
+      const conv = datatype === 'FP16' ? halfToFloat : bfloat16ToFloat;
+      return Array.from(data as Uint16Array, (b) => { const v = conv(b); return Number.isFinite(v) ? v : null; });
+    }
+    case 'BOOL': return Array.from(data as Uint8Array, (b) => b !== 0);
+    case 'INT64': return new RawJson(`[${(data as BigInt64Array).join(',')}]`);
+    default: return Array.from(data as Exclude<TensorData, BigInt64Array>);
+  }
+}
+
+/** JSON.stringify with RawJson values spliced in verbatim. */
+function stringifyWithRaw(value: unknown): string {
+  const raws: string[] = [];
+  const nonce = Math.random().toString(36).slice(2);
+  const json = JSON.stringify(value, (_k, v: unknown) => (v instanceof RawJson ? `\u0001${nonce}:${raws.push(v.text) - 1}` : v));
+  if (!raws.length) return json;
+  return json.replace(new RegExp(`"\\\\u0001${nonce}:(\\d+)"`, 'g'), (_m, i: string) => raws[Number(i)]!);
+}
+
+/** Binary bytes of numeric tensor data (little-endian, the machine's order). */
+function tensorBytes(data: TensorData): Buffer {
+  if (data instanceof Float32Array) return float32LEBytes(data);
+  const b = bytesOf(data);
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
 function bytesTensorBinary(data: string[]): Buffer {
@@ -432,7 +566,7 @@ export function encodeInferResponse(res: InferResponse, opts: { binary: boolean 
       throw internal(`output "${o.name}": shape ${fmtShape(o.shape)} needs ${count} elements, but data has ${o.data.length}`);
     }
     if (wantsBinary(opts.binary, o.name)) {
-      const bytes = o.datatype === 'FP32' ? float32LEBytes(o.data) : bytesTensorBinary(o.data);
+      const bytes = o.datatype === 'BYTES' ? bytesTensorBinary(o.data) : tensorBytes(o.data);
       chunks.push(bytes);
       return { name: o.name, datatype: o.datatype, shape: o.shape, parameters: { ...o.parameters, binary_data_size: bytes.length } };
     }
@@ -441,7 +575,7 @@ export function encodeInferResponse(res: InferResponse, opts: { binary: boolean 
       datatype: o.datatype,
       shape: o.shape,
       ...(o.parameters ? { parameters: o.parameters } : {}),
-      data: o.datatype === 'FP32' ? fp32ToJson(o.data) : o.data,
+      data: o.datatype === 'BYTES' ? o.data : jsonValues(o.datatype, o.data),
     };
   });
   const header = {
@@ -451,7 +585,7 @@ export function encodeInferResponse(res: InferResponse, opts: { binary: boolean 
     ...(res.parameters !== undefined ? { parameters: res.parameters } : {}),
     outputs,
   };
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const json = Buffer.from(stringifyWithRaw(header), 'utf8');
   if (chunks.length === 0) return { body: json, headers: { 'content-type': 'application/json' }, binary: false };
   return {
     body: Buffer.concat([json, ...chunks]),
@@ -466,12 +600,24 @@ export function encodeInferResponse(res: InferResponse, opts: { binary: boolean 
 export interface ClientInput {
   name: string;
   shape: number[];
-  data: Float32Array;
+  /** The runtime array of `datatype` (FP16/BF16 as bits, BOOL as bytes of 0 or 1). */
+  data: TensorData;
+  /** Default: from the array (Float32Array FP32, Uint16Array FP16, Uint8Array UINT8, ...). */
+  datatype?: TensorDatatype;
   parameters?: Record<string, unknown>;
 }
 
+function datatypeOfData(data: TensorData): TensorDatatype {
+  if (data instanceof Float32Array) return 'FP32';
+  if (data instanceof Uint16Array) return 'FP16';
+  if (data instanceof Int8Array) return 'INT8';
+  if (data instanceof Int32Array) return 'INT32';
+  if (data instanceof BigInt64Array) return 'INT64';
+  return 'UINT8';
+}
+
 /**
- * Build an FP32 inference request: JSON (flat data), or with `binary: true` the
+ * Build an inference request: JSON (flat data), or with `binary: true` the
  * binary extension (inputs' bytes after the JSON header).
  */
 export function encodeInferRequest(
@@ -480,12 +626,15 @@ export function encodeInferRequest(
 ): EncodedBody {
   const chunks: Buffer[] = [];
   const inputs = req.inputs.map((i) => {
+    const datatype = i.datatype ?? datatypeOfData(i.data);
+    const dtype = OIP_TO_DTYPE[datatype];
+    if (!(i.data instanceof allocate(dtype, 0).constructor)) throw new TypeError(`input "${i.name}": ${datatype} data must be a ${allocate(dtype, 0).constructor.name}`);
     if (opts.binary) {
-      const bytes = float32LEBytes(i.data);
+      const bytes = tensorBytes(i.data);
       chunks.push(bytes);
-      return { name: i.name, shape: i.shape, datatype: 'FP32', parameters: { ...i.parameters, binary_data_size: bytes.length } };
+      return { name: i.name, shape: i.shape, datatype, parameters: { ...i.parameters, binary_data_size: bytes.length } };
     }
-    return { name: i.name, shape: i.shape, datatype: 'FP32', ...(i.parameters ? { parameters: i.parameters } : {}), data: fp32ToJson(i.data) };
+    return { name: i.name, shape: i.shape, datatype, ...(i.parameters ? { parameters: i.parameters } : {}), data: jsonValues(datatype, i.data) };
   });
   const header = {
     ...(req.id !== undefined ? { id: req.id } : {}),
@@ -493,7 +642,7 @@ export function encodeInferRequest(
     inputs,
     ...(req.outputs ? { outputs: req.outputs } : {}),
   };
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const json = Buffer.from(stringifyWithRaw(header), 'utf8');
   if (!opts.binary) return { body: json, headers: { 'content-type': 'application/json' }, binary: false };
   return {
     body: Buffer.concat([json, ...chunks]),
@@ -507,7 +656,8 @@ export interface DecodedInferResponse {
   model_version?: string;
   id?: string;
   parameters?: Record<string, unknown>;
-  outputs: { name: string; shape: number[]; datatype: string; parameters?: Record<string, unknown>; data: Float32Array | string[] }[];
+  /** `data`: numeric outputs as float32 (BYTES as strings); `tensor`: in their own dtype, for model datatypes. */
+  outputs: { name: string; shape: number[]; datatype: string; parameters?: Record<string, unknown>; data: Float32Array | string[]; tensor?: Tensor }[];
 }
 
 const responseSchema = z.looseObject({
@@ -526,7 +676,7 @@ const responseSchema = z.looseObject({
   ),
 });
 
-/** Decode a JSON or binary-extension inference response (FP32 and BYTES outputs). */
+/** Decode a JSON or binary-extension inference response (numeric and BYTES outputs). */
 export function decodeInferResponse(body: Buffer, headers: Record<string, string | string[] | undefined>): DecodedInferResponse {
   const { json, binary } = splitBinaryBody(body, headers);
   const res = responseSchema.parse(parseJsonHeader(json, 'inference response'));
@@ -534,12 +684,20 @@ export function decodeInferResponse(body: Buffer, headers: Record<string, string
   const outputs = res.outputs.map((o) => {
     const size = o.parameters?.binary_data_size;
     let data: Float32Array | string[];
+    let tensor: Tensor | undefined;
+    const dtype = runtimeDtype(o.datatype as OipDatatype);
+    const count = o.shape.reduce((a, b) => a * b, 1);
     if (typeof size === 'number') {
       if (!binary || offset + size > binary.length) throw new Error(`output "${o.name}": binary section too short`);
       const bytes = binary.subarray(offset, offset + size);
       offset += size;
-      if (o.datatype === 'FP32') data = readFloat32LE(bytes);
-      else if (o.datatype === 'BYTES') {
+      const elem = ELEMENT_SIZE[o.datatype as OipDatatype];
+      if (o.datatype !== 'BYTES' && elem !== undefined) {
+        if (size !== count * elem) throw new Error(`output "${o.name}": ${size} bytes for ${count} ${o.datatype} elements`);
+        const values = readBinary(o.name, o.datatype as OipDatatype, bytes, count);
+        if (dtype) tensor = makeTensor(dtype, [...o.shape], values);
+        data = tensor ? toFloat32(tensor) : (values as Float32Array);
+      } else if (o.datatype === 'BYTES') {
         const strs: string[] = [];
         for (let p = 0; p < bytes.length; ) {
           const n = bytes.readUInt32LE(p);
@@ -551,9 +709,15 @@ export function decodeInferResponse(body: Buffer, headers: Record<string, string
     } else if (o.datatype === 'BYTES') {
       data = (o.data ?? []).map(String);
     } else {
-      data = Float32Array.from((o.data ?? []).flat(Infinity as 1) as number[]);
+      const flat = (o.data ?? []).flat(Infinity as 1) as (number | boolean | null)[];
+      data = Float32Array.from(flat as number[]);
+      if (dtype && dtype !== 'float32') {
+        const sink = jsonSink(o.datatype as OipDatatype, flat.length);
+        flat.forEach((v, i) => sink.set(i, typeof v === 'boolean' ? (v ? 1 : 0) : v === null ? NaN : v));
+        tensor = makeTensor(dtype, [...o.shape], sink.data);
+      } else if (dtype) tensor = makeTensor(dtype, [...o.shape], data);
     }
-    return { name: o.name, shape: o.shape, datatype: o.datatype, ...(o.parameters ? { parameters: o.parameters } : {}), data };
+    return { name: o.name, shape: o.shape, datatype: o.datatype, ...(o.parameters ? { parameters: o.parameters } : {}), data, ...(tensor ? { tensor } : {}) };
   });
   return { ...res, outputs } as DecodedInferResponse;
 }

@@ -9,7 +9,15 @@
  *   GET  /v2/models/{name}/ready      200 {name, ready: true} | 503
  *   POST /v2/models/{name}/infer      image/* body → preprocess → infer (+ top_k)
  *                                     otherwise OIP v2 JSON / binary tensor request
+ *   GET  /metrics                     Prometheus text format (with `metrics`; open like health)
+ *
+ * With `access` set, every route but the health checks needs an API key (./access.ts), checked
+ * before anything else, so a 401 tells nothing about which routes or models exist. Inference
+ * runs under `admission` (./admission.ts) with a deadline: `requestTimeoutMs`, or the client's
+ * shorter `x-request-timeout-ms`, passed to the backend.
  */
+import type { ApiKeys } from './access.ts';
+import { type Admission, REQUEST_TIMEOUT_HEADER, requestDeadline } from './admission.ts';
 import type { FloatTensor } from '../runtime/ort.ts';
 import { HttpError, badRequest, internal, methodNotAllowed, notFound, payloadTooLarge, unsupportedMediaType } from './errors.ts';
 import { type FcHttpEvent, type FcHttpResult, binaryResult, errorResult, eventBody, eventHeader, jsonResult, mediaType } from './fc-event.ts';
@@ -41,7 +49,12 @@ export interface ModelEntry {
 
 export interface InferenceBackend {
   ready(): Promise<boolean>;
-  infer(model: ModelEntry, input: FloatTensor, requestId: string): Promise<{ output: FloatTensor; cost: unknown }>;
+  /** `deadline` (epoch ms): when the request must be answered; the backend refuses or gives up past it. */
+  infer(model: ModelEntry, input: FloatTensor, requestId: string, opts?: InferOptions): Promise<{ output: FloatTensor; cost: unknown }>;
+}
+
+export interface InferOptions {
+  deadline?: number;
 }
 
 export interface RouteDeps {
@@ -53,6 +66,24 @@ export interface RouteDeps {
   server?: { name: string; version: string };
   /** Called for 5xx failures (default: console.error). Pass a no-op to silence. */
   onError?: (err: unknown, event: FcHttpEvent) => void;
+  /** API keys; absent or empty: open. */
+  access?: ApiKeys;
+  /** Bounds this instance's concurrent inference requests; absent: unbounded. */
+  admission?: Admission;
+  /** Server-side request deadline, ms; absent: the backend's own timeout (the client header still applies). */
+  requestTimeoutMs?: number;
+  /** Prometheus metrics: `GET /metrics` (open, like health) and one observation per inference request. */
+  metrics?: RouteMetrics;
+  /** Set by `route()` for one request: receives the backend's cost report. */
+  onCost?: (cost: unknown) => void;
+}
+
+/** What the routes need of a metrics registry (src/telemetry/metrics.ts implements it). */
+export interface RouteMetrics {
+  readonly contentType: string;
+  render(): Promise<string>;
+  /** An answered inference request; `cost` is the backend's report, unparsed. */
+  observe(o: { model: string; status: number; seconds: number; cost?: unknown }): void;
 }
 
 export const SERVER_EXTENSIONS = ['binary_tensor_data', 'classification'] as const;
@@ -73,13 +104,42 @@ const ROUTES: Route[] = [
   { pattern: /^\/v2\/models\/([^/]+)\/infer$/, methods: { POST: infer } },
 ];
 
+/** Routes one event; with `deps.metrics`, also serves `GET /metrics` and observes inference requests. */
 export async function route(event: FcHttpEvent, deps: RouteDeps): Promise<FcHttpResult> {
+  const metrics = deps.metrics;
+  if (!metrics) return routeEvent(event, deps);
+  const path = normalPath(event);
+  // Open like the health checks: scrapers carry no API key, and the numbers name no client data.
+  if (path === '/metrics' && event.requestContext.http.method.toUpperCase() === 'GET') {
+    return { statusCode: 200, headers: { 'content-type': metrics.contentType }, body: await metrics.render(), isBase64Encoded: false };
+  }
+  const m = /^\/v2\/models\/([^/]+)\/infer$/.exec(path);
+  if (!m) return routeEvent(event, deps);
+  const t0 = performance.now();
+  let cost: unknown;
+  const result = await routeEvent(event, { ...deps, onCost: (c) => { cost = c; } });
+  let name: string;
+  try { name = decodeURIComponent(m[1]!); } catch { name = m[1]!; }
+  // Clients choose the path: unknown names share one label rather than growing the registry.
+  metrics.observe({ model: deps.models.has(name) ? name : 'other', status: result.statusCode, seconds: (performance.now() - t0) / 1000, cost });
+  return result;
+}
+
+function normalPath(event: FcHttpEvent): string {
+  let path = event.rawPath || event.requestContext.http.path || '/';
+  const q = path.indexOf('?');
+  if (q >= 0) path = path.slice(0, q);
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
+async function routeEvent(event: FcHttpEvent, deps: RouteDeps): Promise<FcHttpResult> {
   try {
     let path = event.rawPath || event.requestContext.http.path || '/';
     const q = path.indexOf('?');
     if (q >= 0) path = path.slice(0, q);
     if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
     const method = event.requestContext.http.method.toUpperCase();
+    deps.access?.check(path, (name) => eventHeader(event, name));
     for (const r of ROUTES) {
       const m = r.pattern.exec(path);
       if (!m) continue;
@@ -96,7 +156,8 @@ export async function route(event: FcHttpEvent, deps: RouteDeps): Promise<FcHttp
     }
     throw notFound(`no route for ${method} ${path}`, { code: 'unknown_route' });
   } catch (err) {
-    if (!(err instanceof HttpError && err.status < 500)) {
+    // Refusals under load (503 with Retry-After) are expected, not failures worth a log line each.
+    if (!(err instanceof HttpError && (err.status < 500 || err.headers?.['retry-after'] !== undefined))) {
       (deps.onError ?? defaultOnError)(err, event);
     }
     return errorResult(err);
@@ -186,8 +247,9 @@ export function checkInputShape(model: ModelEntry, shape: readonly number[]): vo
   }
 }
 
-async function runBackend(deps: RouteDeps, model: ModelEntry, input: FloatTensor, requestId: string): Promise<{ output: FloatTensor; cost: unknown }> {
-  const res = await deps.backend.infer(model, input, requestId);
+async function runBackend(deps: RouteDeps, model: ModelEntry, input: FloatTensor, requestId: string, deadline: number | undefined): Promise<{ output: FloatTensor; cost: unknown }> {
+  const res = await deps.backend.infer(model, input, requestId, deadline === undefined ? undefined : { deadline });
+  deps.onCost?.(res.cost);
   const { output } = res;
   if (!output || !(output.data instanceof Float32Array) || !Array.isArray(output.dims)) {
     throw internal(`backend returned no output tensor for model "${model.name}"`);
@@ -221,7 +283,21 @@ function costParams(cost: unknown): Record<string, unknown> {
   return cost === undefined ? {} : { cost };
 }
 
-async function infer(event: FcHttpEvent, deps: RouteDeps, [name]: string[]): Promise<FcHttpResult> {
+/** The request's deadline (epoch ms), or undefined when neither the server nor the client sets one. */
+function deadlineOf(event: FcHttpEvent, deps: RouteDeps): number | undefined {
+  const header = eventHeader(event, REQUEST_TIMEOUT_HEADER);
+  if (deps.requestTimeoutMs !== undefined) return requestDeadline(header, deps.requestTimeoutMs);
+  return header === undefined ? undefined : requestDeadline(header, Number.MAX_SAFE_INTEGER / 2);
+}
+
+async function infer(event: FcHttpEvent, deps: RouteDeps, params: string[]): Promise<FcHttpResult> {
+  lookupModel(deps, params[0]!); // 404 before waiting for a slot
+  const deadline = deadlineOf(event, deps);
+  if (!deps.admission) return inferAdmitted(event, deps, params, deadline);
+  return deps.admission.run(() => inferAdmitted(event, deps, params, deadline), deadline);
+}
+
+async function inferAdmitted(event: FcHttpEvent, deps: RouteDeps, [name]: string[], deadline: number | undefined): Promise<FcHttpResult> {
   const model = lookupModel(deps, name!);
   const requestId = event.requestContext.requestId;
   const contentType = eventHeader(event, 'content-type');
@@ -242,7 +318,7 @@ async function infer(event: FcHttpEvent, deps: RouteDeps, [name]: string[]): Pro
       // The preprocessing config disagrees with the model: a server misconfiguration, not the client's fault.
       throw internal(`preprocessing of model "${model.name}" produces ${fmt(input.dims)}, which the model does not accept`, { cause: e });
     }
-    const { output, cost } = await runBackend(deps, model, input, requestId);
+    const { output, cost } = await runBackend(deps, model, input, requestId, deadline);
     const out: ResponseOutput = { name: model.outputName, shape: output.dims, datatype: 'FP32', data: output.data };
     const enc = encodeInferResponse({
       model_name: model.name,
@@ -269,7 +345,7 @@ async function infer(event: FcHttpEvent, deps: RouteDeps, [name]: string[]): Pro
     }
   }
 
-  const { output, cost } = await runBackend(deps, model, { dims: [...input.shape], data: input.data }, requestId);
+  const { output, cost } = await runBackend(deps, model, { dims: [...input.shape], data: input.data }, requestId, deadline);
   const classification = req.outputs?.find((o) => o.name === model.outputName)?.classification;
   const out: ResponseOutput =
     classification !== undefined

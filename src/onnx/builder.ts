@@ -236,6 +236,17 @@ export class GraphBuilder {
     return name;
   }
 
+  /**
+   * Initializer of any element type from its little-endian bytes (float16 weights, uint8 zero
+   * points, int32 biases of quantized models).
+   */
+  rawInitializer(name: string, dataType: number, dims: number[], raw: Uint8Array): string {
+    this.define(name);
+    this.initializers.push({ name, dims, dataType, rawData: raw.slice() });
+    this.paramCount += numel(dims);
+    return name;
+  }
+
   /** Seeded normal-ish (Irwin-Hall) float32 initializer with the given std. */
   randn(name: string, dims: number[], std: number): string {
     const data = new Float32Array(numel(dims));

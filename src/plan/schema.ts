@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { dtypeSchema } from '../tensor/dtype.ts';
 
 /** Version of the plan format; bump on any incompatible change. */
 export const PLAN_VERSION = 2;
@@ -9,7 +10,8 @@ const nat = int.nonnegative();
 export const tileRegionSchema = z.object({ y0: int, y1: int, x0: int, x1: int }).strict();
 export type TileRegionJson = z.infer<typeof tileRegionSchema>;
 
-export const tensorInfoSchema = z.object({ name: z.string().min(1), shape: z.array(nat) }).strict();
+/** `dtype`: the element type of a tensor crossing a stage boundary (absent means float32). */
+export const tensorInfoSchema = z.object({ name: z.string().min(1), shape: z.array(nat), dtype: dtypeSchema.optional() }).strict();
 
 /** JSON has no -Infinity; MaxPool borders are filled with it. */
 export const fillSchema = z.union([z.number(), z.literal('-inf')]);
@@ -20,7 +22,8 @@ export const fillSchema = z.union([z.number(), z.literal('-inf')]);
  * crop (a tensor computed over a larger region than this consumer needs).
  */
 export const runtimePadSchema = z.discriminatedUnion('use', [
-  z.object({ use: z.literal('input'), name: z.string(), node: nat, input: nat, tensor: z.string(), fill: fillSchema }).strict(),
+  /** `mode`: a model Pad's reflect/edge border (absent: constant `fill`); its crop sides are cropped first. */
+  z.object({ use: z.literal('input'), name: z.string(), node: nat, input: nat, tensor: z.string(), fill: fillSchema, mode: z.enum(['reflect', 'edge']).optional() }).strict(),
   z.object({ use: z.literal('output'), name: z.string(), tensor: z.string() }).strict(),
   /** Crops an op's own output back inside the map (ConvTranspose computes past the borders). */
   z.object({ use: z.literal('crop'), name: z.string(), node: nat, tensor: z.string() }).strict(),

@@ -10,8 +10,19 @@ import { tileGroup } from './tiles.ts';
 import type { CutCosts } from './cuts.ts';
 import { GridTooLargeError, PlanSpecError } from './errors.ts';
 
+/**
+ * `balanced` (the default): the cheapest plan whose predicted latency is within
+ * `latencySlack` (default 0.25, i.e. 25%) of the fastest plan's, so that a few milliseconds are
+ * never bought with many more invocations; `latency`: the fastest; `cost`: the cheapest within
+ * `sloMs`. Cost is the whole request's: FC compute, store requests, and the Tair share.
+ */
+export type Objective = 'balanced' | 'latency' | 'cost';
+export const DEFAULT_LATENCY_SLACK = 0.25;
+
 export interface AutoOptions {
-  objective: 'latency' | 'cost';
+  objective: Objective;
+  /** `balanced`: how much slower than the fastest plan the chosen one may be (0.25 = 25%). */
+  latencySlack?: number;
   profile: CostProfile;
   /** Worker resources: vCPU, and memory (MB) that every worker's predicted peak must fit in. */
   vcpu: number;
@@ -68,15 +79,16 @@ interface Option { grid: Grid; latencyMs: number; cu: number; peakMb: number }
  * the plan meets the SLO). Grids whose worker peak memory exceeds the limit are infeasible.
  */
 export function chooseAutoPlan(modelBytes: Uint8Array, inputShape: number[], o: AutoOptions): MixedChoice {
-  return mixedSearch(modelBytes, inputShape, o)(o.sloMs);
+  return mixedSearch(modelBytes, inputShape, o)(o.sloMs, o.objective === 'latency' ? 'latency' : 'cost');
 }
 
 /** chooseAutoPlan's segment tables, priced once; the returned search solves them for an SLO. */
-function mixedSearch(modelBytes: Uint8Array, inputShape: number[], o: AutoOptions): (sloMs?: number) => MixedChoice {
+function mixedSearch(modelBytes: Uint8Array, inputShape: number[], o: AutoOptions): (sloMs: number | undefined, objective: 'latency' | 'cost') => MixedChoice {
   const { graph, info, cls, runs } = analyzeModel(modelBytes, inputShape);
   const scale = o.batch / inputShape[0];
   const predictOpts: PredictOptions = { profile: o.profile, vcpu: o.vcpu, memoryMb: o.workerMemoryMb, batch: o.batch, concurrency: Math.min(o.concurrency, o.maxWorkers ?? DEFAULT_MAX_WORKERS) };
-  const maxTiles = o.maxTilesPerGroup ?? 256;
+  // No group wider than the worker function's instances: it would queue behind FC's quota.
+  const maxTiles = o.maxTilesPerGroup ?? Math.min(256, o.maxWorkers ?? DEFAULT_MAX_WORKERS);
   const tiled = new Set<string>();
   for (const n of graph.nodes) if (cls.local.has(n)) for (const x of n.inputs) if (graph.constants.has(x)) tiled.add(x);
   const residentWeightBytes = [...tiled].reduce((a, w) => a + tensorByteSize(graph.constants.get(w)!), 0);
@@ -142,7 +154,7 @@ function mixedSearch(modelBytes: Uint8Array, inputShape: number[], o: AutoOption
     return { run, points, bounds, seg };
   });
 
-  const solve = (lambda: number) => {
+  const solve = (lambda: number, objective: 'latency' | 'cost') => {
     const cuts: string[] = [];
     const grids: Grid[] = [];
     let latency = 0;
@@ -155,7 +167,7 @@ function mixedSearch(modelBytes: Uint8Array, inputShape: number[], o: AutoOption
         for (let i = 0; i < j; i++) {
           if (best[i].score === Infinity) continue;
           for (const opt of t.seg.get(`${i}:${j}`)!) {
-            const score = best[i].score + (o.objective === 'latency' ? opt.latencyMs + 1e-6 * opt.cu : opt.cu + lambda * opt.latencyMs);
+            const score = best[i].score + (objective === 'latency' ? opt.latencyMs + 1e-6 * opt.cu : opt.cu + lambda * opt.latencyMs);
             if (score < best[j].score) best[j] = { score, from: i, opt };
           }
         }
@@ -175,21 +187,22 @@ function mixedSearch(modelBytes: Uint8Array, inputShape: number[], o: AutoOption
     return { cuts, grids, latency, cu };
   };
 
-  return (sloMs) => {
-    let chosen = solve(0);
-    if (o.objective === 'cost') {
+  return (sloMs, objective) => {
+    const run = (lambda: number) => solve(lambda, objective);
+    let chosen = run(0);
+    if (objective === 'cost') {
       const slo = sloMs ?? Infinity;
       if (chosen.latency > slo) {
         // Raise the price of latency until the cheapest plan meets the SLO.
         let lo = 0;
         let hi = 1e-6;
-        while (solve(hi).latency > slo && hi < 1e6) hi *= 4;
-        if (solve(hi).latency > slo) throw new PlanSpecError(`no plan meets --slo-ms ${slo}: the fastest predicted is ${solve(hi).latency.toFixed(0)} ms for the tiled part`);
+        while (run(hi).latency > slo && hi < 1e6) hi *= 4;
+        if (run(hi).latency > slo) throw new PlanSpecError(`no plan meets a latency of ${slo.toFixed(0)} ms: the fastest predicted is ${run(hi).latency.toFixed(0)} ms for the tiled part`);
         for (let k = 0; k < 30; k++) {
           const mid = (lo + hi) / 2;
-          if (solve(mid).latency > slo) lo = mid; else hi = mid;
+          if (run(mid).latency > slo) lo = mid; else hi = mid;
         }
-        chosen = solve(hi);
+        chosen = run(hi);
       }
     }
     return { cuts: chosen.cuts, grids: chosen.grids, searchLatencyMs: chosen.latency, searchComputeUnits: chosen.cu, evaluated };
@@ -244,26 +257,30 @@ function uniformGrids(modelBytes: Uint8Array, inputShape: number[], o: AutoOptio
 /**
  * `--grid auto`: prices whole plans with the cost model and keeps the best. Candidates: every
  * uniform grid within `maxWorkers` (one chain per run of groups, cut where an exchange round
- * beats recomputing halos), and the per-group DP's mixed grids (chooseAutoPlan). Plans whose
- * predicted worker peak exceeds the memory limit are dropped; `latency` takes the fastest
- * (then the cheapest), `cost` the cheapest that meets the SLO. The plan records the prediction
- * (whole request: chains, master stages, input and output).
+ * beats recomputing halos), and the per-group DP's mixed grids (chooseAutoPlan), none with a
+ * group wider than `maxWorkers`. Plans whose predicted worker peak exceeds the memory limit, or
+ * whose store requests would exceed the profile's rate limit, are dropped; then the objective
+ * decides (see Objective). The plan records the prediction (whole request: chains, master
+ * stages, input and output); `balanced` is recorded as `cost` with the latency bound it used
+ * as `sloMs`.
  */
 export function planModelAuto(modelBytes: Uint8Array, inputShape: number[], o: AutoOptions, name = 'model'): PlannedModel & { choice: AutoChoice } {
   // A co-scheduled chain needs all its workers running at once: no wider than the instances
   // that can run (the local pool's size), nor than the function's limit; and no group, chained
   // or not, runs on more instances than that.
-  const maxWorkers = Math.max(1, Math.min(o.maxWorkers ?? DEFAULT_MAX_WORKERS, Math.floor(o.concurrency)));
-  const opts: AutoOptions = { ...o, maxWorkers, concurrency: maxWorkers };
+  // A group that is not chained runs its tiles as separate invocations, queued on the instances
+  // that run at once, but never on more than the function's limit (FC throttles beyond it).
+  const groupCap = Math.max(1, o.maxWorkers ?? DEFAULT_MAX_WORKERS);
+  const maxWorkers = Math.max(1, Math.min(groupCap, Math.floor(o.concurrency)));
+  const opts: AutoOptions = { ...o, maxWorkers, concurrency: maxWorkers, maxTilesPerGroup: Math.min(o.maxTilesPerGroup ?? 256, groupCap) };
   const predictOpts: PredictOptions = { profile: o.profile, vcpu: o.vcpu, memoryMb: o.workerMemoryMb, batch: o.batch, concurrency: opts.concurrency, maxWorkers };
-  const slo = o.objective === 'cost' ? (o.sloMs ?? Infinity) : Infinity;
+  const slack = o.latencySlack ?? DEFAULT_LATENCY_SLACK;
+  if (!(slack >= 0)) throw new PlanSpecError(`--latency-slack must be 0 or more, not ${o.latencySlack}`);
+  const slo = o.sloMs ?? Infinity;
+  const rpsLimit = o.profile.storeRequestsPerSec;
   const candidates: AutoCandidate[] = [];
   type Priced = { planned: PlannedModel; p: Prediction; cand: AutoCandidate; mixed?: MixedChoice };
-  let best: Priced | undefined;
-  let fastest: AutoCandidate | undefined;
-  const better = (a: Priced, b: Priced | undefined) => !b || (o.objective === 'latency'
-    ? a.p.latencyMs < b.p.latencyMs || (a.p.latencyMs === b.p.latencyMs && a.p.billed.computeUnits < b.p.billed.computeUnits)
-    : a.p.billed.computeUnits < b.p.billed.computeUnits || (a.p.billed.computeUnits === b.p.billed.computeUnits && a.p.latencyMs < b.p.latencyMs));
+  const feasible: Priced[] = [];
   const consider = (planned: PlannedModel, label: string, mixed?: MixedChoice): Prediction => {
     const p = predictPlan(planned.plan, predictOpts);
     const groups = planned.plan.stages.flatMap((s) => (s.kind === 'group' ? [s.grid] : []));
@@ -272,11 +289,11 @@ export function planModelAuto(modelBytes: Uint8Array, inputShape: number[], o: A
       latencyMs: p.latencyMs, computeUnits: p.billed.computeUnits, workerPeakMb: p.workerPeakMb,
     };
     candidates.push(cand);
+    const widest = Math.max(...planned.plan.stages.map((s) => (s.kind === 'group' ? s.tiles.length : 0)));
+    if (widest > groupCap) { cand.skipped = `a group of ${widest} tiles > the worker function's ${groupCap} instances`; return p; }
     if (p.workerPeakMb > o.workerMemoryMb) { cand.skipped = `worker peak ${p.workerPeakMb.toFixed(0)} MB > ${o.workerMemoryMb} MB`; return p; }
-    if (!fastest || p.latencyMs < fastest.latencyMs!) fastest = cand;
-    if (p.latencyMs > slo) { cand.skipped = `${p.latencyMs.toFixed(0)} ms > --slo-ms ${slo}`; return p; }
-    const priced = { planned, p, cand, mixed };
-    if (better(priced, best)) best = priced;
+    if (rpsLimit && p.peakStoreRps > rpsLimit) { cand.skipped = `${p.peakStoreRps.toFixed(0)} store requests/s > the profile's ${rpsLimit}`; return p; }
+    feasible.push({ planned, p, cand, mixed });
     return p;
   };
 
@@ -299,40 +316,55 @@ export function planModelAuto(modelBytes: Uint8Array, inputShape: number[], o: A
     consider(planned, label);
   }
 
-  // The DP prices the tiled groups only; the SLO covers the whole request, so the fixed part
+  // The DP prices the tiled groups only; an SLO covers the whole request, so the fixed part
   // (master stages, input and output, request overhead) comes off the DP's budget.
+  const fastestMs = () => Math.min(...feasible.map((f) => f.p.latencyMs));
   try {
     const search = mixedSearch(modelBytes, inputShape, opts);
-    let budget = opts.sloMs;
-    for (let k = 0; ; k++) {
-      const mixed = search(budget);
-      const planned = planModel(modelBytes, { inputShape, grid: mixed.grids, cuts: { tensors: mixed.cuts }, maxWorkers, name });
-      const p = consider(planned, 'mixed', mixed);
-      if (o.objective !== 'cost' || !o.sloMs || p.latencyMs <= o.sloMs || k >= 3) break;
-      const fixed = p.latencyMs - mixed.searchLatencyMs;
-      budget = o.sloMs - fixed - k * 0.02 * o.sloMs;
-      if (budget <= 0) break;
-    }
+    const runMixed = (objective: 'latency' | 'cost', sloMs: number | undefined, label: string) => {
+      let budget = sloMs;
+      for (let k = 0; ; k++) {
+        const mixed = search(budget, objective);
+        const planned = planModel(modelBytes, { inputShape, grid: mixed.grids, cuts: { tensors: mixed.cuts }, maxWorkers, name });
+        const p = consider(planned, label, mixed);
+        if (objective !== 'cost' || sloMs === undefined || p.latencyMs <= sloMs || k >= 3) break;
+        const fixed = p.latencyMs - mixed.searchLatencyMs;
+        budget = sloMs - fixed - k * 0.02 * sloMs;
+        if (budget <= 0) break;
+      }
+    };
+    runMixed('latency', undefined, 'mixed');
+    if (o.objective === 'cost' && o.sloMs) runMixed('cost', o.sloMs, 'mixed-cost');
+    if (o.objective === 'balanced' && feasible.length) runMixed('cost', Math.min(slo, fastestMs() * (1 + slack)), 'mixed-cost');
   } catch (e) {
     if (!(e instanceof PlanSpecError)) throw e;
     candidates.push({ label: 'mixed', grids: [], skipped: e.message });
   }
 
-  if (!best) {
-    if (fastest) throw new PlanSpecError(`no plan meets --slo-ms ${o.sloMs}: the fastest predicted is ${fastest.latencyMs!.toFixed(0)} ms (${fastest.label}, ${fastest.tiles} tiles)`);
-    throw new PlanSpecError(`no plan keeps every worker within ${o.workerMemoryMb} MB (smallest predicted peak ${Math.min(...candidates.map((c) => c.workerPeakMb ?? Infinity)).toFixed(0)} MB); raise --worker-memory-mb`);
+  if (!feasible.length) {
+    const reasons = candidates.filter((c) => c.skipped).slice(0, 4).map((c) => `${c.label}: ${c.skipped}`).join('; ');
+    throw new PlanSpecError(`no plan keeps every worker within ${o.workerMemoryMb} MB, every group within ${groupCap} workers and the store within its request rate (${reasons}); raise --worker-memory-mb or --max-workers`);
   }
-  const { planned, p, cand, mixed } = best as Priced;
+  const fastest = feasible.reduce((a, b) => (b.p.latencyMs < a.p.latencyMs ? b : a));
+  const bound = o.objective === 'latency' ? Infinity : o.objective === 'cost' ? slo : Math.min(slo, fastest.p.latencyMs * (1 + slack));
+  const within = feasible.filter((f) => f.p.latencyMs <= bound * (1 + 1e-9));
+  for (const f of feasible) if (!within.includes(f)) f.cand.skipped = `${f.p.latencyMs.toFixed(0)} ms > ${o.objective === 'balanced' ? `${((1 + slack) * 100).toFixed(0)}% of the fastest (${bound.toFixed(0)} ms)` : `--slo-ms ${slo}`}`;
+  if (!within.length) throw new PlanSpecError(`no plan meets --slo-ms ${o.sloMs}: the fastest predicted is ${fastest.p.latencyMs.toFixed(0)} ms (${fastest.cand.label}, ${fastest.cand.tiles} tiles)`);
+  const cheaper = (a: Priced, b: Priced) => a.p.totalUsd < b.p.totalUsd || (a.p.totalUsd === b.p.totalUsd && a.p.latencyMs < b.p.latencyMs);
+  const faster = (a: Priced, b: Priced) => a.p.latencyMs < b.p.latencyMs || (a.p.latencyMs === b.p.latencyMs && a.p.totalUsd < b.p.totalUsd);
+  const best = within.reduce((a, b) => ((o.objective === 'latency' ? faster(b, a) : cheaper(b, a)) ? b : a));
+  const { planned, p, cand, mixed } = best;
   const choice: AutoChoice = {
     label: cand.label, cuts: mixed?.cuts ?? [], grids: cand.grids,
     searchLatencyMs: mixed?.searchLatencyMs ?? p.latencyMs, searchComputeUnits: mixed?.searchComputeUnits ?? p.billed.computeUnits,
     evaluated: mixed?.evaluated ?? 0, candidates,
   };
+  const recordedSlo = o.objective === 'balanced' ? (Number.isFinite(bound) ? +bound.toFixed(2) : undefined) : o.sloMs;
   const plan = planSchema.parse({
     ...planned.plan,
     prediction: {
-      profile: o.profile.name, objective: o.objective, vcpu: o.vcpu, workerMemoryMb: o.workerMemoryMb, concurrency: opts.concurrency, batch: o.batch,
-      ...(o.sloMs ? { sloMs: o.sloMs } : {}),
+      profile: o.profile.name, objective: o.objective === 'latency' ? 'latency' : 'cost', vcpu: o.vcpu, workerMemoryMb: o.workerMemoryMb, concurrency: opts.concurrency, batch: o.batch,
+      ...(recordedSlo ? { sloMs: recordedSlo } : {}),
       latencyMs: +p.latencyMs.toFixed(2), workerPeakMb: +p.workerPeakMb.toFixed(1), invocations: p.invocations, storeRequests: p.storeRequests,
       storeBytes: Math.round(p.storeBytes), computeUnits: +p.billed.computeUnits.toFixed(4), usdPer1000: +(p.billed.usd * 1000).toFixed(6),
     },

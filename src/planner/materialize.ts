@@ -1,5 +1,6 @@
 import { buildGraph, type IrGraph, type IrNode } from '../graph/ir.ts';
-import { inferShapes, type ShapeInfo } from '../graph/shapes.ts';
+import type { ShapeInfo } from '../graph/shapes.ts';
+import { analyzeGraph } from '../graph/fold.ts';
 import { decodeModel, sha256 } from '../onnx/model-io.ts';
 import { branchKey, planSchema, type Plan } from '../plan/schema.ts';
 import { buildGroupModel, buildMasterModel } from './submodel.ts';
@@ -32,8 +33,7 @@ export function materializePlan(modelBytes: Uint8Array, plan: Plan, label = plan
   if (hash !== plan.model.sha256) {
     throw new PlanMismatchError(`plan was made for model sha256 ${plan.model.sha256.slice(0, 12)}…, this model is ${hash.slice(0, 12)}…`, { model: label });
   }
-  const graph = buildGraph(decodeModel(modelBytes, label), label);
-  const info = inferShapes(graph, { [plan.input.name]: plan.input.shape });
+  const { graph, info } = analyzeGraph(buildGraph(decodeModel(modelBytes, label), label), { [plan.input.name]: plan.input.shape });
   const byIndex = new Map<number, IrNode>(graph.nodes.map((n) => [n.index, n]));
   const nodesOf = (ids: number[], stage: number) => ids.map((i) => {
     const n = byIndex.get(i);

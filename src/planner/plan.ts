@@ -1,7 +1,11 @@
-import { buildGraph, type IrGraph, type IrNode } from '../graph/ir.ts';
-import { inferShapes, numel, type ShapeInfo } from '../graph/shapes.ts';
+import { buildGraph, isConstant, type IrGraph, type IrNode } from '../graph/ir.ts';
+import { numel, type ShapeInfo } from '../graph/shapes.ts';
+import { analyzeGraph } from '../graph/fold.ts';
 import { decodeModel, sha256, tensorByteSize } from '../onnx/model-io.ts';
-import { InputShapeError } from '../onnx/errors.ts';
+import { InputShapeError, UnsupportedModelError } from '../onnx/errors.ts';
+import { DataType } from '../onnx/model-io.ts';
+import { boundaryDtype, dtypeBytes } from '../graph/types.ts';
+import type { DType } from '../tensor/dtype.ts';
 import { fullFlops } from '../tiling/ops.ts';
 import { PLAN_VERSION, branchKey, planSchema, type GroupStage, type MasterStage, type Plan, type Stage } from '../plan/schema.ts';
 import { articulationPoints, classifyAll, downsamplingCuts, formRuns, type Classified, type RawStage } from './stages.ts';
@@ -137,9 +141,9 @@ export interface ModelAnalysis { graph: IrGraph; info: ShapeInfo; cls: Classifie
 
 /** Decodes, checks the input shape, infers shapes, classifies ops and forms maximal runs. */
 export function analyzeModel(modelBytes: Uint8Array, inputShape: number[], label = 'model'): ModelAnalysis {
-  const graph = buildGraph(decodeModel(modelBytes, label), label);
-  checkInputShape(graph, inputShape);
-  const info = inferShapes(graph, { [graph.inputs[0].name]: inputShape });
+  const read = buildGraph(decodeModel(modelBytes, label), label);
+  checkInputShape(read, inputShape);
+  const { graph, info } = analyzeGraph(read, { [read.inputs[0].name]: inputShape });
   const cls = classifyAll(graph, info);
   return { graph, info, cls, runs: formRuns(graph, cls) };
 }
@@ -149,7 +153,7 @@ export function stageIO(graph: IrGraph, nodes: IrNode[]): { inputs: string[]; ou
   const inSet = new Set(nodes);
   const graphOutputs = new Set(graph.outputs);
   const inputs: string[] = [];
-  for (const n of nodes) for (const x of n.inputs) if (x && !graph.constants.has(x) && !inSet.has(graph.producer.get(x)!) && !inputs.includes(x)) inputs.push(x);
+  for (const n of nodes) for (const x of n.inputs) if (x && !isConstant(graph, x) && !inSet.has(graph.producer.get(x)!) && !inputs.includes(x)) inputs.push(x);
   const outputs: string[] = [];
   for (const n of nodes) for (const o of n.outputs) {
     if (!o) continue;
@@ -174,6 +178,13 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
   const label = opts.name ?? 'model';
   const { graph, info, cls, runs } = analyzeModel(modelBytes, opts.inputShape, label);
   const inputName = graph.inputs[0].name;
+  // Boundary tensors record their element type when it is not float32 (the runtime's default).
+  const dtypeField = (t: string): { dtype?: DType } => {
+    const type = info.types.get(t) ?? DataType.FLOAT;
+    const dtype = boundaryDtype(type);
+    if (!dtype) throw new UnsupportedModelError(`tensor ${t} has element type ${type}, which cannot cross a stage boundary (supported: float32, float16, bfloat16, int8, uint8, int32, int64, bool)`, { model: label });
+    return dtype === 'float32' ? {} : { dtype };
+  };
   // A grid per group cannot share chains' cut pricing (which assumes one grid): cut by stage.
   const cutSpec = opts.cuts ?? (Array.isArray(opts.grid) ? 'stage' : 'exchange');
   if (cutSpec === 'exchange' && Array.isArray(opts.grid)) throw new PlanSpecError('cuts "exchange" need one grid for every group (a chain shares its grid); give explicit cuts with per-group grids');
@@ -199,7 +210,7 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
       for (const n of r.nodes) if (!reasons[n.op]) reasons[n.op] = cls.reasons.get(n) ?? '';
       const bytes = buildMasterModel(graph, info, id, r.nodes, inputs, outputs);
       subModels.set(id, bytes);
-      const ti = (t: string) => ({ name: t, shape: info.shapes.get(t) });
+      const ti = (t: string) => ({ name: t, shape: info.shapes.get(t), ...dtypeField(t) });
       const stage: MasterStage = {
         kind: 'master', id, label: `master ${id}: ${r.nodes[0].label}${r.nodes.length > 1 ? ` .. ${r.nodes[r.nodes.length - 1].label}` : ''}`,
         nodes: r.nodes.map((n) => n.index), inputs: inputs.map(ti), outputs: outputs.map(ti), reasons,
@@ -227,13 +238,13 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
     }
     const spatialInputs = spatialInputsOf(inputs, r.nodes, cls);
     const { tiles, runtimePads } = tileGroup({ nodes: r.nodes, ops: cls.local, spatialInputs, outputs }, info, grid, gi);
-    const groupInputs = inputs.map((x) => ({ name: x, shape: info.shapes.get(x)!, spatial: spatialInputs.includes(x) }));
-    const groupOutputs = outputs.map((o) => ({ name: o, shape: info.shapes.get(o)! }));
+    const groupInputs = inputs.map((x) => ({ name: x, shape: info.shapes.get(x)!, ...dtypeField(x), spatial: spatialInputs.includes(x) }));
+    const groupOutputs = outputs.map((o) => ({ name: o, shape: info.shapes.get(o)!, ...dtypeField(o) }));
     const bytes = buildGroupModel(graph, info, { id, nodes: r.nodes, inputs: groupInputs, outputs: groupOutputs, runtimePads });
     subModels.set(id, bytes);
     const full = r.nodes.reduce((a, n) => a + flopsOf(n), 0);
     const tileFlops = tiles.reduce((a, t) => a + t.flops, 0);
-    const bytesPerPos = (t: string) => { const s = info.shapes.get(t)!; return s[0] * s[1] * 4; };
+    const bytesPerPos = (t: string) => { const s = info.shapes.get(t)!; return s[0] * s[1] * dtypeBytes(info.types.get(t) ?? DataType.FLOAT); };
     const weights = new Set<string>();
     for (const n of r.nodes) for (const x of n.inputs) if (graph.constants.has(x)) weights.add(x);
     const stage: GroupStage = {
@@ -244,7 +255,7 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
         weights: [...weights].reduce((a, w) => a + tensorByteSize(graph.constants.get(w)!), 0),
         tileInputs: tiles.reduce((a, t) => a + t.inputs.reduce((b, i) => b + (i.region.y1 - i.region.y0) * (i.region.x1 - i.region.x0) * bytesPerPos(i.tensor), 0), 0),
         tileOutputs: tiles.reduce((a, t) => a + t.outputs.reduce((b, o) => b + (o.region.y1 - o.region.y0) * (o.region.x1 - o.region.x0) * bytesPerPos(o.tensor), 0), 0),
-        fullInput: spatialInputs.reduce((a, x) => a + numel(info.shapes.get(x)!) * 4, 0),
+        fullInput: spatialInputs.reduce((a, x) => a + numel(info.shapes.get(x)!) * dtypeBytes(info.types.get(x) ?? DataType.FLOAT), 0),
       },
       subModel: { sha256: sha256(bytes), bytes: bytes.length, opset: Math.max(11, graph.opset) },
     };
@@ -260,8 +271,8 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
   const plan: Plan = planSchema.parse({
     version: PLAN_VERSION,
     model: { name: label, sha256: sha256(modelBytes), bytes: modelBytes.length, opset: graph.opset },
-    input: { name: inputName, shape: opts.inputShape },
-    outputs: graph.outputs.map((o) => ({ name: o, shape: info.shapes.get(o) ?? [] })),
+    input: { name: inputName, shape: opts.inputShape, ...dtypeField(inputName) },
+    outputs: graph.outputs.map((o) => ({ name: o, shape: info.shapes.get(o) ?? [], ...dtypeField(o) })),
     stages,
     chains,
     maxWorkers,

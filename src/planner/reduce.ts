@@ -1,4 +1,4 @@
-import { attrInt, type IrGraph, type IrNode } from '../graph/ir.ts';
+import { attrInt, isConstant, type IrGraph, type IrNode } from '../graph/ir.ts';
 import { axesOf, normAxes, type ShapeInfo } from '../graph/shapes.ts';
 import type { Reduction } from '../plan/schema.ts';
 
@@ -44,11 +44,11 @@ export function splitReductions(g: IrGraph, info: ShapeInfo, nodes: IrNode[], in
   if (!reductions.length) return undefined;
   // Every map the stage reads goes through reductions only.
   for (const x of inputs) if (isMap(info.shapes.get(x)) && branch.some((n) => n.inputs.includes(x))) return undefined;
-  for (const n of branch) for (const x of n.inputs) if (x && !g.constants.has(x) && stageInputs.has(x) && isMap(info.shapes.get(x))) return undefined;
+  for (const n of branch) for (const x of n.inputs) if (x && !isConstant(g, x) && stageInputs.has(x) && isMap(info.shapes.get(x))) return undefined;
   const inBranch = new Set(branch.flatMap((n) => n.outputs));
   const branchInputs: string[] = [];
   for (const n of branch) {
-    for (const x of n.inputs) if (x && !g.constants.has(x) && !inBranch.has(x) && !branchInputs.includes(x)) branchInputs.push(x);
+    for (const x of n.inputs) if (x && !isConstant(g, x) && !inBranch.has(x) && !branchInputs.includes(x)) branchInputs.push(x);
   }
   const branchOutputs = outputs.filter((o) => inBranch.has(o));
   return { reductions, branch, branchInputs, branchOutputs };

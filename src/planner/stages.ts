@@ -10,6 +10,8 @@ export interface RawStage {
 export interface Classified {
   local: Map<IrNode, LocalOp>;
   reasons: Map<IrNode, string>;
+  /** Constants read as maps (cropped per tile, never live between groups). */
+  constants?: ReadonlySet<string>;
 }
 
 export function classifyAll(g: IrGraph, info: ShapeInfo): Classified {
@@ -20,9 +22,27 @@ export function classifyAll(g: IrGraph, info: ShapeInfo): Classified {
     if (c.local) local.set(n, c.op);
     else reasons.set(n, c.reason);
   }
-  // A tiled op needs its tiled inputs to be real feature maps of the same size, which the
-  // classifier checked; nothing more to propagate here.
-  return { local, reasons };
+  // ORT fuses DequantizeLinear -> op -> QuantizeLinear into integer kernels. An op the tiles
+  // cannot reproduce that way (one on the master, or one whose tiles add a crop after it) takes
+  // its DQ inputs and Q consumers along, so both sides compute the same fused or unfused thing.
+  const demote = (n: IrNode, reason: string) => { const op = local.get(n); if (!op) return false; local.delete(n); reasons.set(n, reason); return true; };
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const n of g.nodes) {
+      const op = local.get(n);
+      const unfusable = !op || (op.kind === 'convTranspose' && (g.consumers.get(n.outputs[0]) ?? []).some((c) => c.op === 'QuantizeLinear'));
+      if (!unfusable) continue;
+      if (op) { demote(n, 'feeds a QuantizeLinear (ORT fuses DQ -> ConvTranspose -> Q; tiles crop in between)'); changed = true; }
+      for (const x of n.inputs) {
+        const p = x ? g.producer.get(x) : undefined;
+        if (p?.op === 'DequantizeLinear' && demote(p, `dequantizes for ${n.label}, which runs on the master (ORT fuses DQ -> op -> Q)`)) changed = true;
+      }
+      for (const c of g.consumers.get(n.outputs[0]) ?? []) {
+        if (c.op === 'QuantizeLinear' && demote(c, `quantizes the output of ${n.label}, which runs on the master (ORT fuses DQ -> op -> Q)`)) changed = true;
+      }
+    }
+  }
+  return { local, reasons, constants: new Set([...g.constants.keys(), ...(g.derived?.keys() ?? [])]) };
 }
 
 /**
@@ -65,6 +85,18 @@ export function formRuns(g: IrGraph, cls: Classified): RawStage[] {
 }
 
 /**
+ * Would a cut at tensor `t` split a DequantizeLinear -> op -> QuantizeLinear pattern? ORT fuses
+ * those into integer kernels in the whole model; split across groups, the tiles would compute in
+ * float and differ by a quantization step. Between Q and DQ is the place to cut (and the
+ * smallest tensor to move).
+ */
+function splitsQdq(run: RawStage, t: string): boolean {
+  const producer = run.nodes.find((n) => n.outputs.includes(t));
+  if (producer?.op === 'DequantizeLinear') return true;
+  return run.nodes.some((n) => n.op === 'QuantizeLinear' && n.inputs[0] === t);
+}
+
+/**
  * Positions in a local run after which exactly one tiled tensor is live: cutting there splits
  * the run into two groups joined by that tensor alone (a residual block's output, say).
  * Returns the index of the last node before each cut and the tensor crossing it.
@@ -74,7 +106,7 @@ export function articulationPoints(run: RawStage, cls: Classified): { after: num
   const firstDef = new Map<string, number>();
   run.nodes.forEach((n, i) => {
     const op = cls.local.get(n)!;
-    for (const s of op.spatialInputs) lastUse.set(n.inputs[s], i);
+    for (const s of op.spatialInputs) if (!cls.constants?.has(n.inputs[s])) lastUse.set(n.inputs[s], i);
     for (const o of n.outputs) if (o) firstDef.set(o, i);
   });
   const points: { after: number; tensor: string; fanOut: number }[] = [];
@@ -82,6 +114,7 @@ export function articulationPoints(run: RawStage, cls: Classified): { after: num
   for (let i = 0; i < run.nodes.length - 1; i++) {
     const live = [...lastUse.entries()].filter(([t, last]) => last > i && (firstDef.get(t) ?? -1) <= i);
     const produced = run.nodes[i].outputs[0];
+    if (splitsQdq(run, produced)) continue;
     if (live.length === 1 && live[0][0] === produced) points.push({ after: i, tensor: produced, fanOut: fanOut(produced) });
   }
   return points;
@@ -99,7 +132,7 @@ export function downsamplingCuts(run: RawStage, cls: Classified, info: ShapeInfo
   const firstDef = new Map<string, number>();
   run.nodes.forEach((n, i) => {
     const op = cls.local.get(n)!;
-    for (const s of op.spatialInputs) lastUse.set(n.inputs[s], Math.max(lastUse.get(n.inputs[s]) ?? -1, i));
+    for (const s of op.spatialInputs) if (!cls.constants?.has(n.inputs[s])) lastUse.set(n.inputs[s], Math.max(lastUse.get(n.inputs[s]) ?? -1, i));
     for (const o of n.outputs) if (o && !firstDef.has(o)) firstDef.set(o, i);
   });
   const hw = (t: string) => { const s = info.shapes.get(t)!; return s[2] * s[3]; };
@@ -109,7 +142,7 @@ export function downsamplingCuts(run: RawStage, cls: Classified, info: ShapeInfo
     const op = cls.local.get(next)!;
     if (op.kind !== 'window' || hw(next.outputs[0]) >= hw(next.inputs[0])) continue;
     const live = [...lastUse.entries()].filter(([t, last]) => last > i && (firstDef.get(t) ?? -1) <= i).map(([t]) => t);
-    if (live.some((t) => hw(t) < hw(next.inputs[0]))) continue;
+    if (live.some((t) => hw(t) < hw(next.inputs[0]) || splitsQdq(run, t))) continue;
     out.push({ after: i, live });
   }
   return out;

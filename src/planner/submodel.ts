@@ -1,4 +1,4 @@
-import { AttrType, DataType, encodeModel, type ValueInfoProto, type NodeProto, type TensorProto } from '../onnx/model-io.ts';
+import { AttrType, DataType, encodeModel, lowestOf, scalarTensor, type ValueInfoProto, type NodeProto, type TensorProto } from '../onnx/model-io.ts';
 import type { IrGraph, IrNode } from '../graph/ir.ts';
 import type { ShapeInfo } from '../graph/shapes.ts';
 import type { RuntimePad } from '../plan/schema.ts';
@@ -32,10 +32,17 @@ class SubGraph {
   private counter = 0;
   constructor(private g: IrGraph) {}
   fresh(base: string) { return `${base}__${this.counter++}`; }
+  private derivedDone = new Set<IrNode>();
   useConstants(inputs: string[]) {
     for (const x of inputs) {
       const t = this.g.constants.get(x);
       if (t && !this.initializers.has(x)) this.initializers.set(x, { ...t, name: x });
+      // Nodes computed from constants alone go into every sub-model that reads them, verbatim.
+      const d = this.g.derived?.get(x);
+      if (d && !this.derivedDone.has(d)) {
+        this.derivedDone.add(d);
+        this.add(d.proto);
+      }
     }
   }
   add(node: NodeProto) { this.useConstants(node.input ?? []); this.nodes.push(node); }
@@ -116,17 +123,48 @@ export function buildGroupModel(g: IrGraph, info: ShapeInfo, spec: GroupSubModel
   }
   // Output crops: the producer writes `<t>__full`, the sub-model output `<t>` is its crop.
   const rename = (t: string) => (outCrop.has(t) ? `${t}__full` : t);
+  const typeOf = (t: string) => info.types.get(t) ?? DataType.FLOAT;
   const fillConst = new Map<string, string>();
-  const fillOf = (v: number | '-inf') => {
-    const key = String(v);
-    if (!fillConst.has(key)) fillConst.set(key, sub.constant(floatTensor(`__fill_${fillConst.size}`, [], [v === '-inf' ? -Infinity : v])));
+  // The fill has the padded tensor's element type (Pad requires it): a float16 map's border
+  // is a float16 zero, a QLinearConv's its uint8 zero point, an integer MaxPool's its lowest value.
+  const fillOf = (v: number | '-inf', type: number) => {
+    const key = `${type}:${v}`;
+    if (!fillConst.has(key)) {
+      const value = v === '-inf' ? lowestOf(type) : v;
+      fillConst.set(key, sub.constant(scalarTensor(`__fill_${fillConst.size}`, type, value)));
+    }
     return fillConst.get(key)!;
   };
-  const pad = (x: string, padsInput: string, fill: number | '-inf', out?: string) => {
+  const pad = (x: string, padsInput: string, fill: number | '-inf', type: number, out?: string, mode?: 'reflect' | 'edge') => {
     const y = out ?? sub.fresh(x);
-    sub.add({ opType: 'Pad', input: [x, padsInput, fillOf(fill)], output: [y], attribute: [{ name: 'mode', type: AttrType.STRING, s: Buffer.from('constant') }] });
+    const inputs = mode ? [x, padsInput] : [x, padsInput, fillOf(fill, type)];
+    sub.add({ opType: 'Pad', input: inputs, output: [y], attribute: [{ name: 'mode', type: AttrType.STRING, s: Buffer.from(mode ?? 'constant') }] });
     return y;
   };
+
+  // A runtime Pad between DequantizeLinear and its op would hide the DQ -> op -> Q pattern that
+  // ORT fuses into integer kernels (QLinearConv, ...) in the whole model, and the tiles would
+  // compute in float what the whole model computes in integers. So the pad moves before the DQ,
+  // on the quantized tensor, with the fill quantized: DQ(pad(q, zp)) = pad(DQ(q), 0) exactly,
+  // and the lowest quantized value serves a MaxPool's -inf.
+  const inGroup = new Set(spec.nodes);
+  const beforeDq = new Map<number, { rp: RuntimePad & { use: 'input' }; fill: number }>();
+  const movedEdges = new Set<string>();
+  for (const rp of spec.runtimePads) {
+    if (rp.use !== 'input' || masks.has(rp.node)) continue;
+    const dq = g.producer.get(rp.tensor);
+    if (!dq || dq.op !== 'DequantizeLinear' || !inGroup.has(dq) || beforeDq.has(dq.index)) continue;
+    if ((g.consumers.get(rp.tensor) ?? []).length !== 1 || g.outputs.includes(rp.tensor)) continue;
+    const zp = dq.inputs[2] ? info.values.get(dq.inputs[2]) : [0];
+    if (!zp || zp.length !== 1) continue;
+    let fill: number;
+    if (rp.mode) fill = 0;
+    else if (rp.fill === '-inf') fill = lowestOf(typeOf(dq.inputs[0]));
+    else if (rp.fill === 0) fill = zp[0];
+    else continue;
+    beforeDq.set(dq.index, { rp, fill });
+    movedEdges.add(`${rp.node}:${rp.input}`);
+  }
 
   for (const node of spec.nodes) {
     let p: NodeProto = { ...node.proto, input: node.proto.input!.map(rename), output: node.proto.output!.map(rename) };
@@ -135,11 +173,13 @@ export function buildGroupModel(g: IrGraph, info: ShapeInfo, spec: GroupSubModel
     const inputs = p.input!.slice();
     for (let i = 0; i < inputs.length; i++) {
       const rp = padsByEdge.get(`${node.index}:${i}`);
-      if (rp && rp.use === 'input') inputs[i] = pad(inputs[i], rp.name, rp.fill);
+      if (rp && rp.use === 'input' && !movedEdges.has(`${node.index}:${i}`)) inputs[i] = pad(inputs[i], rp.name, rp.fill, typeOf(node.inputs[i]), undefined, rp.mode);
     }
+    const moved = beforeDq.get(node.index);
+    if (moved) inputs[0] = pad(inputs[0], moved.rp.name, moved.fill, typeOf(node.inputs[0]), undefined, moved.rp.mode);
     p = { ...p, input: inputs };
     switch (node.op) {
-      case 'Conv': case 'MaxPool': case 'AveragePool': case 'LpPool':
+      case 'Conv': case 'ConvInteger': case 'QLinearConv': case 'MaxPool': case 'AveragePool': case 'LpPool':
         // Every pad now comes from the runtime Pad: the op itself runs unpadded, floor mode.
         p = withAttrs(p, ['auto_pad', 'pads', 'ceil_mode'], [intsAttr('pads', [0, 0, 0, 0])]);
         if (node.op === 'AveragePool') p = withAttrs(p, ['count_include_pad'], []);
@@ -175,8 +215,9 @@ export function buildGroupModel(g: IrGraph, info: ShapeInfo, spec: GroupSubModel
       const m2 = sub.fresh('maskshape');
       sub.add({ opType: 'Add', input: [m, sub.constant(int64Tensor(sub.fresh('k'), [4], [1, 1, 0, 0]))], output: [m2] });
       const ones = sub.fresh('ones');
-      sub.add({ opType: 'ConstantOfShape', input: [m2], output: [ones], attribute: [{ name: 'value', type: AttrType.TENSOR, t: floatTensor('v', [1], [1]) }] });
-      const counted = pad(pad(ones, mask.a, 1), mask.b, 0);
+      const xt = typeOf(node.inputs[0]);
+      sub.add({ opType: 'ConstantOfShape', input: [m2], output: [ones], attribute: [{ name: 'value', type: AttrType.TENSOR, t: scalarTensor('v', xt, 1, [1]) }] });
+      const counted = pad(pad(ones, mask.a, 1, xt), mask.b, 0, xt);
       const sum = sub.fresh('avgsum');
       const cnt = sub.fresh('avgcnt');
       sub.add({ ...p, output: [sum], name: p.name ? `${p.name}__sum` : '' });
@@ -189,17 +230,17 @@ export function buildGroupModel(g: IrGraph, info: ShapeInfo, spec: GroupSubModel
       const y = p.output![0];
       const raw = sub.fresh(y);
       sub.add({ ...p, output: [raw, ...p.output!.slice(1)] });
-      pad(raw, crop, 0, y);
+      pad(raw, crop, 0, typeOf(node.outputs[0]), y);
       continue;
     }
     sub.add(p);
   }
-  for (const [t, name] of outCrop) pad(`${t}__full`, name, 0, t);
+  for (const [t, name] of outCrop) pad(`${t}__full`, name, 0, typeOf(t), t);
   const inputs = [
-    ...spec.inputs.map((i) => valueInfo(i.name, i.spatial ? ['N', i.shape[1], `h_${i.name}`, `w_${i.name}`] : i.shape)),
+    ...spec.inputs.map((i) => valueInfo(i.name, i.spatial ? ['N', i.shape[1], `h_${i.name}`, `w_${i.name}`] : i.shape, typeOf(i.name))),
     ...spec.runtimePads.map((rp) => valueInfo(rp.name, [8], DataType.INT64)),
   ];
-  const outputs = spec.outputs.map((o) => valueInfo(o.name, ['N', o.shape[1], `h_${o.name}`, `w_${o.name}`]));
+  const outputs = spec.outputs.map((o) => valueInfo(o.name, ['N', o.shape[1], `h_${o.name}`, `w_${o.name}`], typeOf(o.name)));
   return sub.build(opset, inputs, outputs, `group_${spec.id}`);
 }
 
@@ -207,7 +248,7 @@ export function buildGroupModel(g: IrGraph, info: ShapeInfo, spec: GroupSubModel
 export function buildMasterModel(g: IrGraph, info: ShapeInfo, id: number, nodes: IrNode[], inputs: string[], outputs: string[]): Uint8Array {
   const sub = new SubGraph(g);
   for (const n of nodes) sub.add(n.proto);
-  const elemType = (t: string) => (g.inputs.find((i) => i.name === t)?.elemType || DataType.FLOAT);
+  const elemType = (t: string) => info.types.get(t) ?? DataType.FLOAT;
   const vi = (t: string) => {
     const s = info.shapes.get(t);
     // Batch stays symbolic so one plan serves any batch size.

@@ -69,6 +69,13 @@ function tileFacts(geo: GroupGeometry, info: ShapeInfo, cells: Map<string, Box>,
     flops += op.flops(area(produced), inArea);
   }
   for (const x of geo.spatialInputs) computed.set(x, needsOf.get(x)!);
+  // The rest of what was needed and nobody in the group computes is a map-sized constant (a
+  // learned positional bias): the sub-model holds it whole and each tile crops its part.
+  for (const x of needsOf.keys()) {
+    if (computed.has(x)) continue;
+    const s = info.shapes.get(x)!;
+    computed.set(x, [{ start: 0, end: s[2] }, { start: 0, end: s[3] }]);
+  }
   return { edges, computed, flops, crops, peakBytes };
 }
 
@@ -148,7 +155,8 @@ export function tileGroup(geo: GroupGeometry, info: ShapeInfo, grid: { rows: num
   for (const [name, e] of [...padEdges].sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }))) {
     if (!used(name)) continue;
     const fill = geo.ops.get(e.node)!.fill;
-    runtimePads.push({ use: 'input', name, node: e.node.index, input: e.input, tensor: e.tensor, fill: fill === -Infinity ? '-inf' : fill });
+    const mode = geo.ops.get(e.node)!.padMode;
+    runtimePads.push({ use: 'input', name, node: e.node.index, input: e.input, tensor: e.tensor, fill: fill === -Infinity ? '-inf' : fill, ...(mode ? { mode } : {}) });
   }
   for (const [n, e] of maskNodes) {
     if (!used(`m${n.index}b`)) continue;

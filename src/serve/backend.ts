@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import type { InferenceBackend, ModelEntry } from '../http/routes.ts';
+import type { InferOptions, InferenceBackend, ModelEntry } from '../http/routes.ts';
 import { badGateway, badRequest } from '../http/errors.ts';
+import { overloaded } from '../http/admission.ts';
+import type { Plan } from '../plan/schema.ts';
 import type { Invoker } from '../invoke/invoker.ts';
 import { FunctionError, InvokeError } from '../invoke/errors.ts';
-import type { FloatTensor } from '../runtime/ort.ts';
+import type { FloatTensor, Tensor } from '../runtime/ort.ts';
+import { dtypeOf, toFloat32 } from '../tensor/dtype.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { CountingStore } from '../store/counting-store.ts';
-import { StoreExchange } from '../exchange/exchange.ts';
+import { addTraffic, storeExchangeBackend, type ExchangeBackend, type ExchangeTraffic } from '../exchange/backend.ts';
 import { estimateCost, type BilledInvocation, type FunctionResources } from './cost.ts';
 import type { RequestCost } from './cost-report.ts';
 import { requestKeys, requestPrefix } from './keys.ts';
@@ -16,6 +19,8 @@ import { bundleBody, SegmentReader } from './worker.ts';
 import { decodeTensor } from './tile-codec.ts';
 import type { PlanCache } from './plans.ts';
 import { MasterFailedError } from './errors.ts';
+import { SpanKind } from '@opentelemetry/api';
+import { inSpan, inStoreSpan, traceFields } from './trace.ts';
 
 export interface RequestDeps {
   store: ObjectStore;
@@ -26,15 +31,19 @@ export interface RequestDeps {
   maxWorkers: number;
   /** How long a request may take, ms. */
   timeoutMs: number;
+  /** What the outputs' bundles and the abort key move through (makeExchange); without it, the store. */
+  exchange?: ExchangeBackend;
 }
 
 export interface RequestResult {
-  outputs: Record<string, FloatTensor>;
+  outputs: Record<string, Tensor>;
   report: MasterReport;
   masterMs: number;
   coldMaster: boolean;
   ms: { total: number; storeInput: number; master: number; fetchOutput: number };
-  store: { requests: number; bytesRead: number; bytesWritten: number };
+  store: { requests: number; bytesRead: number; bytesWritten: number; retries: number };
+  /** The handler's traffic through an exchange that is not the object store (Redis). */
+  exchange?: ExchangeTraffic;
 }
 
 /**
@@ -42,42 +51,62 @@ export interface RequestResult {
  * it (one bundle, one ranged read each), invoke the master, assemble the outputs from the
  * workers' bundles (or whole tensors), and delete everything under the request's prefix.
  */
-export async function runRequest(deps: RequestDeps, planKey: string, input: FloatTensor, rid: string): Promise<RequestResult> {
+export async function runRequest(deps: RequestDeps, planKey: string, input: Tensor, rid: string, opts: { deadline?: number } = {}): Promise<RequestResult> {
   const t0 = performance.now();
   const store = new CountingStore(deps.store);
-  const exchange = new StoreExchange(store);
+  const exchange = (deps.exchange ?? storeExchangeBackend()).forTask(store);
+  let masterFailed = false;
   try {
     const { plan, routes } = await deps.plans.getRoutes(planKey, deps.maxWorkers);
     const s = plan.input.shape;
     if (input.dims.length !== 4 || input.dims[1] !== s[1] || input.dims[2] !== s[2] || input.dims[3] !== s[3]) {
       throw badRequest(`input is [${input.dims}], this model's plan needs [N,${s.slice(1)}]`, { details: { requestId: rid } });
     }
+    // Producers write the input's bytes as they are: a float32 map where the plan says float16 would misalign every strip.
+    const want = plan.input.dtype ?? 'float32';
+    if (dtypeOf(input) !== want) {
+      throw badRequest(`input ${plan.input.name} is ${dtypeOf(input)}, this model's plan needs ${want}`, { details: { requestId: rid, input: plan.input.name, expected: want, given: dtypeOf(input) } });
+    }
     const batch = input.dims[0];
-    const deadline = Date.now() + deps.timeoutMs;
+    // The caller's deadline (the HTTP request's), never past what this function may run.
+    const deadline = Math.floor(Math.min(opts.deadline ?? Infinity, Date.now() + deps.timeoutMs));
+    const predicted = predictedMs(plan, batch);
+    if (predicted !== undefined && Date.now() + predicted > deadline) {
+      const left = Math.max(0, deadline - Date.now());
+      throw overloaded(`request cannot finish within its deadline: the plan predicts ${Math.round(predicted)} ms for batch ${batch}, ${left} ms left; retry later or with a longer x-request-timeout-ms`,
+        predicted, 'deadline_unmeetable', { requestId: rid, predictedMs: Math.round(predicted), leftMs: left });
+    }
     const inputBundle = routes.bundles.get(INPUT);
     if (inputBundle) {
       const full = { y0: 0, y1: s[2], x0: 0, x1: s[3] };
-      await store.put(requestKeys.bundle(rid, INPUT), bundleBody(inputBundle, () => ({ t: input, region: full })));
+      const body = bundleBody(inputBundle, () => ({ t: input, region: full }));
+      await inStoreSpan('store input', { 'request.id': rid }, store.counters, () => exchange.counters.polls, () => store.put(requestKeys.bundle(rid, INPUT), body));
     }
     const tPut = performance.now();
     let report: MasterReport;
     let masterMs: number;
     let coldMaster = false;
     try {
-      const task = masterTaskSchema.parse({ requestId: rid, planKey, maxWorkers: deps.maxWorkers, batch, deadline });
-      const res = await deps.invoker.invoke(deps.masterFunction, Buffer.from(JSON.stringify(task)));
+      // The master's span is a child of this one: its context travels in the task.
+      const res = await inSpan(`invoke ${deps.masterFunction}`, { 'faas.invoked_name': deps.masterFunction, 'request.id': rid }, async () => {
+        const task = masterTaskSchema.parse({ requestId: rid, planKey, maxWorkers: deps.maxWorkers, batch, deadline, ...traceFields() });
+        return deps.invoker.invoke(deps.masterFunction, Buffer.from(JSON.stringify(task)));
+      }, SpanKind.CLIENT);
       report = masterReportSchema.parse(JSON.parse(res.payload.toString('utf8')));
       masterMs = res.durationMs;
       coldMaster = res.coldStart;
     } catch (e) {
+      // A master that died leaves its workers waiting for each other: tell them to stop now.
+      masterFailed = true;
+      await exchange.put(requestKeys.abort(rid), Buffer.from('abort')).catch(() => undefined);
       if (e instanceof FunctionError) throw badGateway(`inference failed in the master: ${e.errorType}: ${e.errorMessage}`, { details: { requestId: rid, ...(e.details ?? {}) } as Record<string, unknown>, cause: e });
       if (e instanceof InvokeError) throw badGateway(`inference failed: ${e.message}`, { details: { requestId: rid }, cause: e });
       throw new MasterFailedError(`invalid master report: ${(e as Error).message}`, { requestId: rid, cause: e });
     }
     const tMaster = performance.now();
     const reader = new SegmentReader(exchange, routes, HANDLER, { requestId: rid, batch, deadline });
-    const outputs: Record<string, FloatTensor> = {};
-    for (const o of plan.outputs) {
+    const outputs: Record<string, Tensor> = {};
+    await inStoreSpan('fetch output', { 'request.id': rid }, store.counters, () => exchange.counters.polls, async () => { for (const o of plan.outputs) {
       const read = routes.handlerReads.get(o.name);
       if (read) outputs[o.name] = await reader.region(read, o.shape[1]);
       else {
@@ -85,18 +114,42 @@ export async function runRequest(deps: RequestDeps, planKey: string, input: Floa
         const key = requestKeys.whole(rid, p.stage, p.outputIndex);
         outputs[o.name] = decodeTensor(await store.get(key), key).tensor;
       }
-    }
+    } });
     const tEnd = performance.now();
     const c = store.counters;
     return {
       outputs, report, masterMs, coldMaster,
       ms: { total: tEnd - t0, storeInput: tPut - t0, master: tMaster - tPut, fetchOutput: tEnd - tMaster },
-      store: { requests: c.gets + c.puts + c.lists + c.deletes + exchange.counters.polls, bytesRead: c.bytesRead, bytesWritten: c.bytesWritten },
+      store: { requests: c.gets + c.puts + c.lists + c.deletes + exchange.counters.polls, bytesRead: c.bytesRead, bytesWritten: c.bytesWritten, retries: c.retries },
+      ...(exchange.traffic() ? { exchange: exchange.traffic() } : {}),
     };
   } finally {
-    const keys = await deps.store.list(requestPrefix(rid)).catch(() => [] as string[]);
-    if (keys.length) await deps.store.delete(keys).catch(() => undefined);
+    await sweep(deps.store, rid);
+    // The exchange's keys of the request (Redis): deleted now, their TTL is the safety net.
+    await deps.exchange?.clear(requestPrefix(rid)).catch(() => undefined);
+    // Workers of a failed master may still be finishing a tile they started: sweep again once
+    // they have seen the abort key (the store's lifecycle rule is the last safety net).
+    if (masterFailed) setTimeout(() => void sweep(deps.store, rid), SECOND_SWEEP_MS).unref();
+    if (masterFailed && deps.exchange) setTimeout(() => void deps.exchange!.clear(requestPrefix(rid)).catch(() => undefined), SECOND_SWEEP_MS).unref();
   }
+}
+
+const SECOND_SWEEP_MS = 5000;
+
+async function sweep(store: ObjectStore, rid: string): Promise<void> {
+  const keys = await store.list(requestPrefix(rid)).catch(() => [] as string[]);
+  if (keys.length) await store.delete(keys).catch(() => undefined);
+}
+
+/**
+ * The plan's own latency prediction (recorded by the automatic planner), scaled to the batch:
+ * undefined for plans without one. Compute grows with the batch, fixed costs do not, so scaling
+ * it whole overestimates; only refusals depend on it.
+ */
+export function predictedMs(plan: Plan, batch: number): number | undefined {
+  const p = plan.prediction;
+  if (!p) return undefined;
+  return p.latencyMs * Math.max(1, batch / Math.max(1, p.batch));
 }
 
 export interface BackendDeps extends RequestDeps {
@@ -111,13 +164,16 @@ export class DistributedBackend implements InferenceBackend {
 
   async ready() { return true; }
 
-  async infer(model: ModelEntry & { planKey?: string }, input: FloatTensor, requestId: string) {
+  async infer(model: ModelEntry & { planKey?: string }, input: Tensor, requestId: string, opts: InferOptions = {}) {
     // Clients may choose x-request-id; a random suffix keeps two requests from ever sharing a
     // store prefix (and deleting each other's tiles).
     const rid = `${requestId.replace(/[^A-Za-z0-9_-]/g, '').slice(0, 48) || 'r'}-${randomBytes(6).toString('hex')}`;
     if (!model.planKey) throw badRequest(`model ${model.name} has no plan`);
-    const r = await runRequest(this.deps, model.planKey, input, rid);
-    return { output: r.outputs[model.outputName] ?? Object.values(r.outputs)[0], cost: requestCost(r, this.deps) };
+    const r = await runRequest(this.deps, model.planKey, input, rid, opts);
+    const out = r.outputs[model.outputName] ?? Object.values(r.outputs)[0];
+    // The routes' backend contract is float32 outputs: other dtypes are widened (exact up to 2^24).
+    const output: FloatTensor = out.data instanceof Float32Array ? { dims: out.dims, data: out.data } : { dims: out.dims, data: toFloat32(out) };
+    return { output, cost: requestCost(r, this.deps) };
   }
 }
 
@@ -135,20 +191,23 @@ export function requestCost(r: RequestResult, fns: { handlerFunction: string; ma
   const compute = sum((s) => s.computeMs);
   const exchange = sum((s) => s.exchangeMs);
   const wait = sum((s) => s.waitMs);
+  const redis = addTraffic(r.exchange, report.master.exchange, ...report.units.map((s) => s.exchange));
   return {
     requestId: report.requestId,
     ms: { total: r.ms.total, storeInput: r.ms.storeInput, master: r.ms.master, fetchOutput: r.ms.fetchOutput, masterLoadPlan: report.ms.loadPlan },
     stages: report.units.map((s) => ({
-      id: s.id, kind: s.kind, stages: s.stages, ms: round(s.ms), invocations: s.invocations, coldStarts: s.coldStarts, maxColdStartMs: round(s.maxColdStartMs),
+      id: s.id, kind: s.kind, stages: s.stages, ms: round(s.ms), invocations: s.invocations, retries: s.retries, coldStarts: s.coldStarts, maxColdStartMs: round(s.maxColdStartMs),
       maxWorkerMs: round(s.maxWorkerMs), maxWorkerComputeMs: round(s.maxWorkerComputeMs), peakWorkerRssMb: round(s.peakWorkerRssBytes / 1048576),
-      bytesRead: s.bytesRead, bytesWritten: s.bytesWritten, storeRequests: s.storeRequests,
+      bytesRead: s.bytesRead, bytesWritten: s.bytesWritten, storeRequests: s.storeRequests, storeRetries: s.storeRetries,
     })),
-    invocations: { master: 1, worker: sum((s) => s.invocations), coldStarts: sum((s) => s.coldStarts) + (r.coldMaster ? 1 : 0) },
+    invocations: { master: 1, worker: sum((s) => s.invocations), coldStarts: sum((s) => s.coldStarts) + (r.coldMaster ? 1 : 0), retries: sum((s) => s.retries) },
     store: {
       requests: r.store.requests + report.master.storeRequests + sum((s) => s.storeRequests),
       bytesRead: r.store.bytesRead + report.master.bytesRead + sum((s) => s.bytesRead),
       bytesWritten: r.store.bytesWritten + report.master.bytesWritten + sum((s) => s.bytesWritten),
+      retries: r.store.retries + report.master.storeRetries + sum((s) => s.storeRetries),
     },
+    ...(redis ? { exchange: redis } : {}),
     workerTime: {
       computeMs: round(compute), exchangeMs: round(exchange), waitMs: round(wait),
       exchangeShare: compute + exchange + wait > 0 ? +((exchange + wait) / (compute + exchange + wait)).toFixed(4) : 0,

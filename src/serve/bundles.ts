@@ -1,5 +1,6 @@
 import type { Chain, GroupStage, MasterStage, Plan, Stage } from '../plan/schema.ts';
 import type { TileRegion } from '../tiling/geometry.ts';
+import { ELEMENT_BYTES, type DType } from '../tensor/dtype.ts';
 
 /**
  * The exchange between invocations, derived from the plan and its chains (pure: no I/O).
@@ -14,11 +15,12 @@ import type { TileRegion } from '../tiling/geometry.ts';
  * Sources: the request input (written by the handler), a group tile, or a master stage.
  */
 export type Item =
-  | { kind: 'piece'; tensor: string; region: TileRegion; channels: number }
-  /** Partial of reduction `index` of reduce stage `stage` over the producer's own cell. */
+  | { kind: 'piece'; tensor: string; region: TileRegion; channels: number; dtype: DType }
+  /** Partial of reduction `index` of reduce stage `stage` over the producer's own cell (float32). */
   | { kind: 'partial'; stage: number; index: number; channels: number };
 
-export interface Segment { reader: string; items: Item[]; floatsPerImage: number }
+/** `floatsPerImage` counts elements (whatever their dtype); `bytesPerImage` sizes the segment. */
+export interface Segment { reader: string; items: Item[]; floatsPerImage: number; bytesPerImage: number }
 export interface Bundle { source: string; segments: Segment[] }
 
 /** Where one part of a read region comes from: this worker's own cell, or an item of a bundle. */
@@ -64,6 +66,8 @@ export function intersect(a: TileRegion, b: TileRegion): TileRegion | undefined 
 
 const area = (r: TileRegion) => (r.y1 - r.y0) * (r.x1 - r.x0);
 export const itemFloats = (it: Item) => (it.kind === 'piece' ? it.channels * area(it.region) : it.channels);
+export const itemDtype = (it: Item): DType => (it.kind === 'piece' ? it.dtype : 'float32');
+export const itemBytes = (it: Item) => itemFloats(it) * ELEMENT_BYTES[itemDtype(it)];
 
 export function buildRoutes(plan: Plan, chains: Chain[] = plan.chains): Routes {
   const producers = new Map<string, Producer>([[plan.input.name, { stage: -1, outputIndex: 0, kind: 'input' }]]);
@@ -73,15 +77,18 @@ export function buildRoutes(plan: Plan, chains: Chain[] = plan.chains): Routes {
   for (const c of chains) for (const id of c.stages) chainOf.set(id, c);
   const channels = new Map<string, number>([[plan.input.name, plan.input.shape[1]]]);
   for (const s of plan.stages) for (const o of s.outputs) if (o.shape) channels.set(o.name, o.shape[1]);
+  const dtypes = new Map<string, DType>([[plan.input.name, plan.input.dtype ?? 'float32']]);
+  for (const s of plan.stages) for (const o of s.outputs) dtypes.set(o.name, o.dtype ?? 'float32');
 
   const bundles = new Map<string, Bundle>();
   const addItem = (source: string, reader: string, item: Item): number => {
     let b = bundles.get(source);
     if (!b) { b = { source, segments: [] }; bundles.set(source, b); }
     let seg = b.segments.find((x) => x.reader === reader);
-    if (!seg) { seg = { reader, items: [], floatsPerImage: 0 }; b.segments.push(seg); }
+    if (!seg) { seg = { reader, items: [], floatsPerImage: 0, bytesPerImage: 0 }; b.segments.push(seg); }
     seg.items.push(item);
     seg.floatsPerImage += itemFloats(item);
+    seg.bytesPerImage += itemBytes(item);
     return seg.items.length - 1;
   };
   const inChain = (stage: number, chain?: Chain) => !!chain && chainOf.get(stage) === chain;
@@ -107,7 +114,7 @@ export function buildRoutes(plan: Plan, chains: Chain[] = plan.chains): Routes {
   /** Parts of `region` of `tensor` for `reader` (a worker of `chain` at `worker`, or master/handler). */
   const partsOf = (tensor: string, region: TileRegion, reader: string, chain?: Chain, worker?: number): Part[] => {
     const p = producers.get(tensor)!;
-    const piece = (r: TileRegion): Item => ({ kind: 'piece', tensor, region: r, channels: channels.get(tensor)! });
+    const piece = (r: TileRegion): Item => ({ kind: 'piece', tensor, region: r, channels: channels.get(tensor)!, dtype: dtypes.get(tensor)! });
     if (p.kind !== 'group') {
       const source = p.kind === 'input' ? INPUT : masterSource(p.stage);
       return [{ region, self: false, source, item: addItem(source, reader, piece(region)) }];
@@ -251,18 +258,18 @@ function inheritOwners(g: GroupStage, prev: GroupStage, prevOwners: number[], wo
   return out;
 }
 
-/** Byte range of `reader`'s segment in a bundle: a CRC-32, then its items' float32 data in order. */
+/** Byte range of `reader`'s segment in a bundle: a CRC-32, then its items' data in order. */
 export function segmentRange(b: Bundle, reader: string, batch: number): { start: number; end: number; segment: Segment } {
   let start = 0;
   for (const s of b.segments) {
-    const size = 4 + 4 * batch * s.floatsPerImage;
+    const size = 4 + batch * s.bytesPerImage;
     if (s.reader === reader) return { start, end: start + size, segment: s };
     start += size;
   }
   throw new RangeError(`bundle ${b.source} has no segment for ${reader}`);
 }
 
-export const bundleBytes = (b: Bundle, batch: number) => b.segments.reduce((a, s) => a + 4 + 4 * batch * s.floatsPerImage, 0);
+export const bundleBytes = (b: Bundle, batch: number) => b.segments.reduce((a, s) => a + 4 + batch * s.bytesPerImage, 0);
 
 /** Stages in the order invocations run them: chains as units, master stages alone. */
 export function schedule(plan: Plan, routes: Routes): ({ kind: 'chain'; chain: Chain } | { kind: 'master'; stage: MasterStage })[] {

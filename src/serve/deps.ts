@@ -2,13 +2,19 @@ import { join, resolve } from 'node:path';
 import type { Config } from '../config.ts';
 import { FsStore } from '../store/fs-store.ts';
 import { OssStore } from '../store/oss-store.ts';
+import { RetryingStore } from '../store/retrying-store.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { envCredentials, type CredentialsProvider } from '../cloud/credentials.ts';
 import { FcInvoker } from '../invoke/fc-invoker.ts';
+import { Fc2Invoker } from '../invoke/fc2-invoker.ts';
 import type { FunctionContext, Invoker } from '../invoke/invoker.ts';
 import type { FunctionResources } from './cost.ts';
 import { ServeError } from './errors.ts';
 import type { Notifier } from '../exchange/exchange.ts';
+import { storeExchangeBackend, type ExchangeBackend } from '../exchange/backend.ts';
+import { RedisExchangeBackend } from '../exchange/redis-exchange.ts';
+import { requestKeys } from './keys.ts';
+import { INPUT } from './bundles.ts';
 
 /** The embedded default store: a folder shared by every local function process. */
 export function makeStore(config: Config, credentials: CredentialsProvider = envCredentials()): ObjectStore {
@@ -16,7 +22,9 @@ export function makeStore(config: Config, credentials: CredentialsProvider = env
     case 'fs': return new FsStore(resolve(join(config.dataDir, 'store')));
     case 'oss': {
       const o = config.oss!;
-      return new OssStore({ bucket: o.bucket, region: o.region, endpoint: o.endpoint, internal: o.internal, credentials, timeoutMs: config.functionTimeoutMs });
+      // Transient OSS failures (5xx, SlowDown, timeouts, resets, CRC mismatches) are retried
+      // with jittered backoff; CountingStore counts the retries per request.
+      return new RetryingStore(new OssStore({ bucket: o.bucket, region: o.region, endpoint: o.endpoint, internal: o.internal, credentials, timeoutMs: config.functionTimeoutMs }));
     }
     default: throw new ServeError(`unknown STORE ${config.store as string}`);
   }
@@ -27,13 +35,37 @@ export function makeNotifier(store: ObjectStore): Notifier | undefined {
   return store instanceof FsStore ? (key, ms) => store.changed(key, ms) : undefined;
 }
 
+/**
+ * The exchange halos, partials and tiles move through (EXCHANGE): the object store itself, or
+ * Redis/Tair at REDIS_URL. The handler's input bundle stays in the object store either way
+ * (written before anyone waits for it); keys outlive no request by more than twice the timeout.
+ */
+export function makeExchange(config: Config, store: ObjectStore): ExchangeBackend {
+  if (config.exchange !== 'redis') return storeExchangeBackend(makeNotifier(store));
+  if (!config.redisUrl) throw new ServeError('EXCHANGE=redis needs REDIS_URL');
+  const inputSuffix = requestKeys.bundle('', INPUT).replace(/^.*\//, '/');
+  return new RedisExchangeBackend({ url: config.redisUrl, ttlMs: 2 * config.functionTimeoutMs, inStore: (key) => key.endsWith(inputSuffix) });
+}
+
 let fcInvoker: FcInvoker | undefined;
+let fc2Invoker: Fc2Invoker | undefined;
 
 /**
  * How a function reaches other functions: through FC's invoke API with the function role's
- * credentials (INVOKER=fc), or through the local pool that runs this instance.
+ * credentials (INVOKER=fc, or INVOKER=fc2 for FC 2.0 services), or through the local pool that runs this instance.
  */
 export function makeInvoker(config: Config, context: FunctionContext): Invoker {
+  if (config.invoker === 'fc2') {
+    const f = config.fc!;
+    const fn = config.functions;
+    const services = f.services!;
+    fc2Invoker ??= new Fc2Invoker({
+      accountId: f.accountId, region: f.region, endpoint: f.endpoint, internal: f.internal, credentials: envCredentials(), timeoutMs: config.functionTimeoutMs,
+      services: { [fn.handler.name]: services.handler, [fn.master.name]: services.master, [fn.worker.name]: services.worker },
+      defaultService: services.handler,
+    });
+    return fc2Invoker;
+  }
   if (config.invoker === 'fc') {
     const f = config.fc!;
     fcInvoker ??= new FcInvoker({ accountId: f.accountId, region: f.region, endpoint: f.endpoint, internal: f.internal, credentials: envCredentials(), timeoutMs: config.functionTimeoutMs });

@@ -3,9 +3,11 @@ import type { ObjectStore } from '../store/object-store.ts';
 import { CountingStore } from '../store/counting-store.ts';
 import type { Invoker, InvokeResult } from '../invoke/invoker.ts';
 import { FunctionError, InvokeError } from '../invoke/errors.ts';
-import type { FloatTensor } from '../runtime/ort.ts';
+import { INVOKE_RETRY, retryableInvoke, withRetries, type RetryPolicy } from '../invoke/retry.ts';
+import type { Tensor } from '../runtime/ort.ts';
 import type { Chain, MasterStage } from '../plan/schema.ts';
-import { StoreExchange, type Notifier } from '../exchange/exchange.ts';
+import type { Exchange, Notifier } from '../exchange/exchange.ts';
+import { addTraffic, exchangeTrafficSchema, storeExchangeBackend, type ExchangeBackend } from '../exchange/backend.ts';
 import type { ArtifactCache } from './artifacts.ts';
 import { MASTER, masterSource, schedule, type Routes } from './bundles.ts';
 import { coScheduled } from '../planner/chains.ts';
@@ -13,6 +15,7 @@ import { bundleBody, requestContextSchema, SegmentReader, workerReportSchema, wo
 import { requestKeys } from './keys.ts';
 import { decodeTensor, encodeTensor } from './tile-codec.ts';
 import { MasterFailedError, WorkerFailedError } from './errors.ts';
+import { inSpan, inStoreSpan, invocationSpans } from './trace.ts';
 import { stageCostSchema } from './cost-report.ts';
 
 export const masterTaskSchema = requestContextSchema;
@@ -32,6 +35,8 @@ export const unitReportSchema = stageCostSchema.omit({ peakWorkerRssMb: true }).
   exchangeMs: nn,
   waitMs: nn,
   peakWorkerRssBytes: nn,
+  /** The workers' traffic through an exchange that is not the object store (Redis). */
+  exchange: exchangeTrafficSchema.optional(),
 }).strict();
 export type UnitReport = z.infer<typeof unitReportSchema>;
 
@@ -39,7 +44,7 @@ export const masterReportSchema = z.object({
   requestId: z.string(),
   units: z.array(unitReportSchema),
   ms: z.object({ loadPlan: nn, total: nn }).strict(),
-  master: z.object({ bytesRead: nn, bytesWritten: nn, storeRequests: nn }).strict(),
+  master: z.object({ bytesRead: nn, bytesWritten: nn, storeRequests: nn, storeRetries: nn, exchange: exchangeTrafficSchema.optional() }).strict(),
 }).strict();
 export type MasterReport = z.infer<typeof masterReportSchema>;
 
@@ -51,6 +56,10 @@ export interface MasterDeps {
   /** Bound on parallel worker invocations of a chain whose workers do not wait for each other. */
   concurrency: number;
   notifier?: Notifier;
+  /** What strips, partials and the abort key move through (makeExchange); without it, the store with `notifier`. */
+  exchange?: ExchangeBackend;
+  /** Worker invocations that crash, time out or are throttled are sent again under this policy. */
+  retry?: RetryPolicy;
 }
 
 /**
@@ -84,15 +93,15 @@ async function boundedAll<T, R>(items: T[], limit: number, fn: (item: T) => Prom
 export async function runMasterTask(task: MasterTask, deps: MasterDeps): Promise<MasterReport> {
   const t0 = performance.now();
   const store = new CountingStore(deps.store);
-  const exchange = new StoreExchange(store, { notifier: deps.notifier });
+  const exchange = (deps.exchange ?? storeExchangeBackend(deps.notifier)).forTask(store);
   const rid = task.requestId;
   const { plan, routes } = await deps.cache.getRoutes(task.planKey, task.maxWorkers);
   const tLoad = performance.now() - t0;
   const reader = new SegmentReader(exchange, routes, MASTER, task);
-  const held = new Map<string, FloatTensor>();
+  const held = new Map<string, Tensor>();
   const units: UnitReport[] = [];
 
-  const gather = async (name: string): Promise<FloatTensor> => {
+  const gather = async (name: string): Promise<Tensor> => {
     let t = held.get(name);
     if (t) return t;
     const read = routes.masterReads.get(name);
@@ -112,9 +121,12 @@ export async function runMasterTask(task: MasterTask, deps: MasterDeps): Promise
     const s0 = performance.now();
     // Units report their workers' traffic; the master's own is in `master`.
     let report: UnitReport;
-    if (unit.kind === 'chain') report = await runChain(unit.chain, task, deps);
-    else {
-      await runMasterStage(unit.stage, deps, gather, held, store, routes, rid);
+    if (unit.kind === 'chain') {
+      const c = unit.chain;
+      report = await inSpan(`chain ${c.id}`, { 'chain.id': c.id, 'chain.workers': c.workers, 'chain.stages': c.stages.join(',') }, () => runChain(c, task, deps, exchange));
+    } else {
+      const st = unit.stage;
+      await inStoreSpan(`master stage ${st.id}`, { 'stage.id': st.id }, store.counters, () => exchange.counters.polls, () => runMasterStage(st, deps, gather, held, store, routes, rid, exchange));
       report = emptyUnit('master', unit.stage.id, [unit.stage.id]);
     }
     units.push({ ...report, ms: performance.now() - s0 });
@@ -123,21 +135,21 @@ export async function runMasterTask(task: MasterTask, deps: MasterDeps): Promise
   return masterReportSchema.parse({
     requestId: rid, units,
     ms: { loadPlan: tLoad, total: performance.now() - t0 },
-    master: { bytesRead: c.bytesRead, bytesWritten: c.bytesWritten, storeRequests: c.gets + c.puts + c.lists + c.deletes + exchange.counters.polls },
+    master: { bytesRead: c.bytesRead, bytesWritten: c.bytesWritten, storeRequests: c.gets + c.puts + c.lists + c.deletes + exchange.counters.polls, storeRetries: c.retries, ...(exchange.traffic() ? { exchange: exchange.traffic() } : {}) },
   });
 }
 
 const emptyUnit = (kind: 'chain' | 'master', id: number, stages: number[]): UnitReport => ({
-  kind, id, stages, ms: 0, invocations: 0, coldStarts: 0, maxColdStartMs: 0, maxWorkerMs: 0, workerMs: [], computeMs: 0, exchangeMs: 0, waitMs: 0,
-  maxWorkerComputeMs: 0, peakWorkerRssBytes: 0, bytesRead: 0, bytesWritten: 0, storeRequests: 0,
+  kind, id, stages, ms: 0, invocations: 0, retries: 0, coldStarts: 0, maxColdStartMs: 0, maxWorkerMs: 0, workerMs: [], computeMs: 0, exchangeMs: 0, waitMs: 0,
+  maxWorkerComputeMs: 0, peakWorkerRssBytes: 0, bytesRead: 0, bytesWritten: 0, storeRequests: 0, storeRetries: 0,
 });
 
 async function runMasterStage(
-  stage: MasterStage, deps: MasterDeps, gather: (n: string) => Promise<FloatTensor>, held: Map<string, FloatTensor>,
-  store: ObjectStore, r: Routes, rid: string,
+  stage: MasterStage, deps: MasterDeps, gather: (n: string) => Promise<Tensor>, held: Map<string, Tensor>,
+  store: ObjectStore, r: Routes, rid: string, exchange: Exchange,
 ): Promise<void> {
   const { session } = await deps.cache.getSession(stage.subModel.sha256);
-  const feeds: Record<string, FloatTensor> = {};
+  const feeds: Record<string, Tensor> = {};
   for (const i of stage.inputs) feeds[i.name] = await gather(i.name);
   const out = await session.run(feeds);
   for (const o of stage.outputs) held.set(o.name, out[o.name]);
@@ -145,14 +157,14 @@ async function runMasterStage(
   const bundle = r.bundles.get(masterSource(stage.id));
   if (bundle) {
     const cell = (t: string) => ({ t: held.get(t)!, region: { y0: 0, y1: held.get(t)!.dims[2], x0: 0, x1: held.get(t)!.dims[3] } });
-    await store.put(requestKeys.bundle(rid, bundle.source), bundleBody(bundle, cell));
+    await exchange.put(requestKeys.bundle(rid, bundle.source), bundleBody(bundle, cell));
   }
   await Promise.all(stage.outputs.map(async (o, i) => {
     if (r.wholeWrites.has(o.name)) await store.put(requestKeys.whole(rid, stage.id, i), encodeTensor(out[o.name]));
   }));
 }
 
-async function runChain(chain: Chain, task: MasterTask, deps: MasterDeps): Promise<UnitReport> {
+async function runChain(chain: Chain, task: MasterTask, deps: MasterDeps, exchange: Exchange): Promise<UnitReport> {
   const rid = task.requestId;
   const report = emptyUnit('chain', chain.id, chain.stages);
   const together = coScheduled(chain);
@@ -160,18 +172,27 @@ async function runChain(chain: Chain, task: MasterTask, deps: MasterDeps): Promi
     throw new MasterFailedError(`chain ${chain.id} needs ${chain.workers} workers at once, the worker function runs at most ${task.maxWorkers}`, { requestId: rid });
   }
   const workers = Array.from({ length: chain.workers }, (_, w) => w);
-  const abort = () => deps.store.put(requestKeys.abort(rid), Buffer.from('abort'));
-  const payload = (w: number) => Buffer.from(JSON.stringify(workerTaskSchema.parse({ ...task, chain: chain.id, worker: w } satisfies WorkerTask)));
+  const abort = () => exchange.put(requestKeys.abort(rid), Buffer.from('abort'));
+  // One span per worker invocation (retries included), its context in the worker's payload.
+  const spans = invocationSpans(deps.workerFunction, (w) => ({ 'chain.id': chain.id, worker: w }));
+  const payload = (w: number) => Buffer.from(JSON.stringify(workerTaskSchema.parse({ ...task, chain: chain.id, worker: w, ...spans.fields(w) } satisfies WorkerTask)));
   // Workers that wait for each other start together (a queue that let half of them in would
   // deadlock under concurrent requests); where the platform throttles instead, plain invokes.
   const gang = together && deps.invoker.invokeGang ? deps.invoker.invokeGang(deps.workerFunction, workers.map(payload)) : undefined;
-  await boundedAll(workers, together ? chain.workers : deps.concurrency, async (w) => {
+  await boundedAll(workers, together ? chain.workers : deps.concurrency, spans.wrap(async (w) => {
     let res: InvokeResult;
     try {
-      res = await (gang ? gang[w] : deps.invoker.invoke(deps.workerFunction, payload(w)));
+      // A lost tile is recomputed by a replacement while the others wait for its next strip:
+      // the strips they wrote stay in the store, and the replacement writes the same bytes.
+      res = await withRetries(
+        (n) => (n === 1 && gang ? gang[w] : deps.invoker.invoke(deps.workerFunction, payload(w), together ? { urgent: true } : undefined)),
+        deps.retry ?? INVOKE_RETRY,
+        { deadline: task.deadline, retryable: retryableInvoke, onRetry: () => { report.retries++; } },
+      );
     } catch (e) {
       const msg = e instanceof FunctionError ? `${e.errorType}: ${e.errorMessage}` : e instanceof InvokeError ? e.message : (e as Error).message;
-      throw new WorkerFailedError(`worker failed: ${msg}`, { stage: chain.stages[0], tile: w, chain: chain.id, requestId: rid, cause: e });
+      const attempts = report.retries > 0 ? ` (after ${report.retries} ${report.retries === 1 ? 'retry' : 'retries'} in this chain)` : '';
+      throw new WorkerFailedError(`worker failed${attempts}: ${msg}`, { stage: chain.stages[0], tile: w, chain: chain.id, requestId: rid, cause: e });
     }
     let rep: WorkerReport;
     try {
@@ -194,6 +215,8 @@ async function runChain(chain: Chain, task: MasterTask, deps: MasterDeps): Promi
     report.bytesRead += rep.bytesRead;
     report.bytesWritten += rep.bytesWritten;
     report.storeRequests += rep.storeRequests;
-  }, together ? abort : undefined);
+    report.storeRetries += rep.storeRetries;
+    if (rep.exchange) report.exchange = addTraffic(report.exchange, rep.exchange);
+  }), together ? abort : undefined);
   return report;
 }

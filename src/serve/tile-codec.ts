@@ -1,37 +1,38 @@
 import { crc32 } from 'node:zlib';
 import { z } from 'zod';
-import type { FloatTensor } from '../runtime/ort.ts';
 import { tileRegionSchema } from '../plan/schema.ts';
+import { bytesOf, dtypeOf, dtypeSchema, ELEMENT_BYTES, fromBytes, makeTensor, type DType, type Tensor, type TensorData } from '../tensor/dtype.ts';
 import { TileFormatError } from './errors.ts';
 
 /**
- * Tensor objects in the store: "FCT1", u32 header length, JSON header, then float32 data
- * (little-endian). The header says what the bytes are (dtype, dims, and for tiles the region
- * of the global map they cover) and carries a CRC-32 of the data.
+ * Tensor objects in the store: "FCT1", u32 header length, JSON header, then the raw element
+ * data (little-endian; float16/bfloat16 as bits, bool one byte each). The header says what the
+ * bytes are (dtype, dims, and for tiles the region of the global map they cover) and carries a
+ * CRC-32 of the data.
  */
 const MAGIC = Buffer.from('FCT1');
 
 export const tileHeaderSchema = z.object({
-  dtype: z.literal('float32'),
+  dtype: dtypeSchema,
   dims: z.array(z.number().int().nonnegative()),
   region: tileRegionSchema.optional(),
   crc32: z.number().int().nonnegative(),
 }).strict();
 export type TileHeader = z.infer<typeof tileHeaderSchema>;
 
-export function encodeTensor(t: FloatTensor, region?: TileHeader['region']): Buffer {
-  const data = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-  const header: TileHeader = { dtype: 'float32', dims: t.dims, ...(region ? { region } : {}), crc32: crc32(data) };
+export function encodeTensor(t: Tensor, region?: TileHeader['region']): Buffer {
+  const data = bytesOf(t.data);
+  const header: TileHeader = { dtype: dtypeOf(t), dims: t.dims, ...(region ? { region } : {}), crc32: crc32(data) };
   let json = Buffer.from(JSON.stringify(header));
-  // Pad the header with spaces so the data starts 4-byte aligned (zero-copy Float32Array views).
-  const pad = (4 - ((8 + json.length) % 4)) % 4;
+  // Pad the header with spaces so the data starts 8-byte aligned (zero-copy views, int64 included).
+  const pad = (8 - ((8 + json.length) % 8)) % 8;
   if (pad) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
   const len = Buffer.alloc(4);
   len.writeUInt32LE(json.length);
   return Buffer.concat([MAGIC, len, json, data]);
 }
 
-export function decodeTensor(buf: Buffer, key: string): { tensor: FloatTensor; header: TileHeader } {
+export function decodeTensor(buf: Buffer, key: string): { tensor: Tensor; header: TileHeader } {
   if (buf.length < 8 || !buf.subarray(0, 4).equals(MAGIC)) throw new TileFormatError('not a tensor object (bad magic)', { key });
   const hlen = buf.readUInt32LE(4);
   if (8 + hlen > buf.length) throw new TileFormatError('truncated header', { key });
@@ -43,20 +44,21 @@ export function decodeTensor(buf: Buffer, key: string): { tensor: FloatTensor; h
   }
   const data = buf.subarray(8 + hlen);
   const n = header.dims.reduce((a, b) => a * b, 1);
-  if (data.length !== n * 4) throw new TileFormatError(`data is ${data.length} bytes, dims [${header.dims}] need ${n * 4}`, { key });
+  const size = ELEMENT_BYTES[header.dtype];
+  if (data.length !== n * size) throw new TileFormatError(`data is ${data.length} bytes, ${header.dtype} dims [${header.dims}] need ${n * size}`, { key });
   if (crc32(data) !== header.crc32) throw new TileFormatError('checksum mismatch (corrupt or partial object)', { key });
-  const aligned = data.byteOffset % 4 === 0 ? data : Buffer.from(data);
-  return { tensor: { dims: header.dims, data: new Float32Array(aligned.buffer, aligned.byteOffset, n) }, header };
+  return { tensor: makeTensor(header.dtype, header.dims, fromBytes(header.dtype, data, n)), header };
 }
 
 /**
- * A bundle: for each reader's segment, a CRC-32 (LE) of its data, then its items' float32 data
- * in order. No header: offsets follow from the plan and the batch size (see bundles.ts).
+ * A bundle: for each reader's segment, a CRC-32 (LE) of its data, then its items' raw data in
+ * order, with no padding. No header: offsets and dtypes follow from the plan and the batch size
+ * (see bundles.ts).
  */
-export function encodeBundle(segments: { items: Float32Array[] }[]): Buffer {
+export function encodeBundle(segments: { items: TensorData[] }[]): Buffer {
   const parts: Buffer[] = [];
   for (const s of segments) {
-    const data = Buffer.concat(s.items.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength)));
+    const data = Buffer.concat(s.items.map((a) => bytesOf(a)));
     const crc = Buffer.alloc(4);
     crc.writeUInt32LE(crc32(data));
     parts.push(crc, data);
@@ -64,16 +66,27 @@ export function encodeBundle(segments: { items: Float32Array[] }[]): Buffer {
   return Buffer.concat(parts);
 }
 
-/** Splits one segment read from a bundle into its items (float counts given), checking the CRC. */
-export function decodeSegment(buf: Buffer, floats: number[], key: string): Float32Array[] {
-  const total = floats.reduce((a, b) => a + b, 0);
-  if (buf.length !== 4 + 4 * total) throw new TileFormatError(`segment is ${buf.length} bytes, expected ${4 + 4 * total}`, { key });
+/** One item of a segment: its element count, and its dtype (float32 when a bare count is given). */
+export type SegmentItem = number | { dtype: DType; count: number };
+
+/**
+ * Splits one segment read from a bundle into its items, checking the CRC. An item that does not
+ * start aligned for its element size (after 1- or 2-byte items) is copied.
+ */
+export function decodeSegment(buf: Buffer, floats: number[], key: string): Float32Array[];
+export function decodeSegment(buf: Buffer, items: SegmentItem[], key: string): TensorData[];
+export function decodeSegment(buf: Buffer, items: SegmentItem[], key: string): TensorData[] {
+  const spec = items.map((it) => (typeof it === 'number' ? { dtype: 'float32' as DType, count: it } : it));
+  const total = spec.reduce((a, s) => a + s.count * ELEMENT_BYTES[s.dtype], 0);
+  if (buf.length !== 4 + total) throw new TileFormatError(`segment is ${buf.length} bytes, expected ${4 + total}`, { key });
   const data = buf.subarray(4);
   if (crc32(data) !== buf.readUInt32LE(0)) throw new TileFormatError('segment checksum mismatch (corrupt or partial object)', { key });
-  const aligned = data.byteOffset % 4 === 0 ? data : Buffer.from(data);
-  const all = new Float32Array(aligned.buffer, aligned.byteOffset, total);
-  const out: Float32Array[] = [];
+  const out: TensorData[] = [];
   let off = 0;
-  for (const n of floats) { out.push(all.subarray(off, off + n)); off += n; }
+  for (const s of spec) {
+    const bytes = s.count * ELEMENT_BYTES[s.dtype];
+    out.push(fromBytes(s.dtype, data.subarray(off, off + bytes), s.count));
+    off += bytes;
+  }
   return out;
 }

@@ -1,19 +1,22 @@
 import { z } from 'zod';
 import type { ObjectStore } from '../store/object-store.ts';
 import { CountingStore } from '../store/counting-store.ts';
-import type { FloatTensor } from '../runtime/ort.ts';
+import type { Tensor } from '../runtime/ort.ts';
+import { dtypeOf, fromFloat32, isFloatDtype, makeTensor, zerosOf, type TensorData } from '../tensor/dtype.ts';
 import { copyRegion, cropRegion } from '../tensor/nchw.ts';
 import { combinePartials, partialOf } from '../tensor/reduce.ts';
 import type { TileRegion } from '../tiling/geometry.ts';
 import type { GroupStage, MasterStage, Stage } from '../plan/schema.ts';
 import { runTile } from '../exec/tile.ts';
-import { StoreExchange, type Exchange, type Notifier } from '../exchange/exchange.ts';
+import type { Exchange, Notifier } from '../exchange/exchange.ts';
+import { exchangeTrafficSchema, storeExchangeBackend, type ExchangeBackend } from '../exchange/backend.ts';
 import { ExchangeError } from '../exchange/errors.ts';
 import type { ArtifactCache } from './artifacts.ts';
-import { itemFloats, segmentRange, tileKey, tileSource, workerReader, type Bundle, type Part, type RegionRead, type Routes } from './bundles.ts';
+import { itemDtype, itemFloats, segmentRange, tileKey, tileSource, workerReader, type Bundle, type Part, type RegionRead, type Routes } from './bundles.ts';
 import { requestKeys } from './keys.ts';
 import { decodeSegment, decodeTensor, encodeBundle, encodeTensor } from './tile-codec.ts';
-import { ServeError } from './errors.ts';
+import { ServeError, TileFormatError } from './errors.ts';
+import { inSpan, inStoreSpan, storeDelta, TRACEPARENT_RE } from './trace.ts';
 
 const requestId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 
@@ -26,6 +29,9 @@ export const requestContextSchema = z.object({
   batch: z.number().int().positive(),
   /** Epoch ms after which every wait gives up. */
   deadline: z.number().int().positive(),
+  /** W3C trace context of the invocation's parent span (src/serve/trace.ts). */
+  traceparent: z.string().regex(TRACEPARENT_RE, 'a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)').optional(),
+  tracestate: z.string().max(512).optional(),
 }).strict();
 
 export const workerTaskSchema = requestContextSchema.extend({
@@ -43,6 +49,9 @@ export const workerReportSchema = z.object({
   bytesRead: z.number(),
   bytesWritten: z.number(),
   storeRequests: z.number().int(),
+  storeRetries: z.number().int().nonnegative(),
+  /** Traffic through an exchange that is not the object store (Redis); absent otherwise. */
+  exchange: exchangeTrafficSchema.optional(),
 }).strict();
 export type WorkerReport = z.infer<typeof workerReportSchema>;
 
@@ -55,50 +64,60 @@ const sameRegion = (a: TileRegion, b: TileRegion) => a.y0 === b.y0 && a.y1 === b
  * still being written. Shared by workers, the master and the handler.
  */
 export class SegmentReader {
-  private segments = new Map<string, Promise<Float32Array[]>>();
+  private segments = new Map<string, Promise<TensorData[]>>();
   constructor(
     private readonly exchange: Exchange, private readonly routes: Routes, private readonly reader: string,
     private readonly ctx: { requestId: string; batch: number; deadline: number; describe?: (source: string) => string },
   ) {}
 
-  items(source: string): Promise<Float32Array[]> {
+  items(source: string): Promise<TensorData[]> {
     let p = this.segments.get(source);
     if (!p) {
       const bundle = this.routes.bundles.get(source)!;
       const { start, end, segment } = segmentRange(bundle, this.reader, this.ctx.batch);
       const key = requestKeys.bundle(this.ctx.requestId, source);
-      p = this.exchange.wait(key, { deadline: this.ctx.deadline, range: { start, end }, abortKey: requestKeys.abort(this.ctx.requestId), what: this.ctx.describe?.(source) ?? source })
-        .then((buf) => decodeSegment(buf, segment.items.map((it) => this.ctx.batch * itemFloats(it)), key));
+      const read = () => this.exchange.wait(key, { deadline: this.ctx.deadline, range: { start, end }, abortKey: requestKeys.abort(this.ctx.requestId), what: this.ctx.describe?.(source) ?? source })
+        .then((buf) => decodeSegment(buf, segment.items.map((it) => ({ dtype: itemDtype(it), count: this.ctx.batch * itemFloats(it) })), key));
+      // A segment that fails its CRC-32 or length was damaged on the way (the store's own checks
+      // cannot see into a ranged read): read it once more, and if that fails too, fail loudly.
+      p = read().catch(async (first: unknown) => {
+        if (!(first instanceof TileFormatError)) throw first;
+        try {
+          return await read();
+        } catch (again) {
+          if (!(again instanceof TileFormatError)) throw again;
+          throw new TileFormatError(`${this.reader}'s segment failed its check twice (first: ${first.message}; again: ${again.message})`, { key, requestId: this.ctx.requestId, cause: again });
+        }
+      });
       this.segments.set(source, p);
     }
     return p;
   }
 
   /** Assembles a region from its parts; `self` parts come from `own` (a cell this reader holds). */
-  async region(read: RegionRead, channels: number, own?: (tensor: string) => { t: FloatTensor; region: TileRegion }): Promise<FloatTensor> {
+  async region(read: RegionRead, channels: number, own?: (tensor: string) => { t: Tensor; region: TileRegion }): Promise<Tensor> {
     const b = this.ctx.batch;
     const h = read.region.y1 - read.region.y0;
     const w = read.region.x1 - read.region.x0;
-    const partTensor = async (p: Part): Promise<{ t: FloatTensor; at: TileRegion }> => {
+    const partTensor = async (p: Part): Promise<{ t: Tensor; at: TileRegion }> => {
       if (p.self) return { t: own!(read.tensor).t, at: own!(read.tensor).region };
       const data = (await this.items(p.source))[p.item];
-      return { t: { dims: [b, channels, p.region.y1 - p.region.y0, p.region.x1 - p.region.x0], data }, at: p.region };
+      const item = segmentRange(this.routes.bundles.get(p.source)!, this.reader, b).segment.items[p.item];
+      return { t: makeTensor(itemDtype(item), [b, channels, p.region.y1 - p.region.y0, p.region.x1 - p.region.x0], data), at: p.region };
     };
     if (read.parts.length === 1 && sameRegion(read.parts[0].region, read.region)) {
       const { t, at } = await partTensor(read.parts[0]);
       return sameRegion(at, read.region) ? t : cropRegion(t, relative(read.region, at));
     }
-    const out: FloatTensor = { dims: [b, channels, h, w], data: new Float32Array(b * channels * h * w) };
-    await Promise.all(read.parts.map(async (p) => {
-      const { t, at } = await partTensor(p);
-      copyRegion(out, read.region, t, at, p.region);
-    }));
+    const parts = await Promise.all(read.parts.map(partTensor));
+    const out = zerosOf(dtypeOf(parts[0].t), [b, channels, h, w]);
+    parts.forEach(({ t, at }, i) => copyRegion(out, read.region, t, at, read.parts[i].region));
     return out;
   }
 }
 
 /** Builds a producer's bundle from the tensors it holds and the partials it computed. */
-export function bundleBody(bundle: Bundle, cellOf: (tensor: string) => { t: FloatTensor; region: TileRegion }, partial?: (stage: number, index: number) => Float32Array): Buffer {
+export function bundleBody(bundle: Bundle, cellOf: (tensor: string) => { t: Tensor; region: TileRegion }, partial?: (stage: number, index: number) => Float32Array): Buffer {
   return encodeBundle(bundle.segments.map((s) => ({
     items: s.items.map((it) => {
       if (it.kind === 'partial') return partial!(it.stage, it.index);
@@ -108,7 +127,8 @@ export function bundleBody(bundle: Bundle, cellOf: (tensor: string) => { t: Floa
   })));
 }
 
-export interface WorkerDeps { store: ObjectStore; cache: ArtifactCache; notifier?: Notifier }
+/** `exchange`: what strips and partials move through (makeExchange); without it, the store with `notifier`. */
+export interface WorkerDeps { store: ObjectStore; cache: ArtifactCache; notifier?: Notifier; exchange?: ExchangeBackend }
 
 /**
  * One worker of a chain: runs its tile of every stage of the chain, keeping its cells in
@@ -118,7 +138,7 @@ export interface WorkerDeps { store: ObjectStore; cache: ArtifactCache; notifier
 export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise<WorkerReport> {
   const t0 = performance.now();
   const store = new CountingStore(deps.store);
-  const exchange = new StoreExchange(store, { notifier: deps.notifier });
+  const exchange = (deps.exchange ?? storeExchangeBackend(deps.notifier)).forTask(store);
   const { plan, routes } = await deps.cache.getRoutes(task.planKey, task.maxWorkers);
   const chain = routes.chains[task.chain];
   const fail = (msg: string) => new ServeError(msg, { requestId: task.requestId });
@@ -131,8 +151,8 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     return m ? `worker ${routes.ownerOf(+m[1], +m[2])}'s strips of stage ${m[1]} (chain ${chain.id}, request ${task.requestId})` : `${source} (request ${task.requestId})`;
   };
   const reader = new SegmentReader(exchange, routes, workerReader(chain.id, j), { ...task, describe });
-  const held = new Map<string, { t: FloatTensor; region: TileRegion }>();
-  const wholes = new Map<string, FloatTensor>();
+  const held = new Map<string, { t: Tensor; region: TileRegion }>();
+  const wholes = new Map<string, Tensor>();
   const partials = new Map<string, Float32Array>();
   const channels = (t: string) => {
     const p = routes.producers.get(t)!;
@@ -142,7 +162,8 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   let sessionsLoaded = 0;
   const timed = async <T>(k: keyof typeof ms, f: () => Promise<T>): Promise<T> => {
     const s = performance.now();
-    try { return await f(); } finally { ms[k] += performance.now() - s; }
+    // Store traffic shows in the trace as one span per exchange step, under its stage's span.
+    try { return await (k === 'exchange' ? inStoreSpan('store', {}, store.counters, () => exchange.counters.polls, f) : f()); } finally { ms[k] += performance.now() - s; }
   };
   const session = async (sha: string) => timed('load', async () => {
     const r = await deps.cache.getSession(sha);
@@ -185,8 +206,12 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   try {
     for (const [k, id] of chain.stages.entries()) {
       const s = byId.get(id)!;
-      if (s.kind === 'group') await runGroup(s, k);
-      else await runReduce(s);
+      await inSpan(`stage ${id}`, { 'stage.id': id, 'stage.kind': s.kind === 'group' ? 'group' : 'reduce', 'chain.id': chain.id, worker: j }, async (span) => {
+        const delta = storeDelta(store.counters, () => exchange.counters.polls);
+        if (s.kind === 'group') await runGroup(s, k);
+        else await runReduce(s);
+        span.setAttributes(delta());
+      });
       release(k);
     }
   } catch (e) {
@@ -201,11 +226,11 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     const tile = s.tiles[ti];
     const sess = await session(s.subModel.sha256);
     const reads = routes.reads.get(tileKey(s.id, ti))!;
-    const spatial: Record<string, FloatTensor> = {};
+    const spatial: Record<string, Tensor> = {};
     await timed('exchange', () => Promise.all(reads.map(async (r) => { spatial[r.tensor] = await reader.region(r, channels(r.tensor), (t) => held.get(t)!); })));
     // Cells this stage was the last to read are copied into its inputs: free them before ORT runs.
     release(k);
-    const wholeIn: Record<string, FloatTensor> = {};
+    const wholeIn: Record<string, Tensor> = {};
     for (const i of s.inputs) if (!i.spatial) wholeIn[i.name] = await whole(i.name);
     await timed('compute', async () => {
       const o = await runTile(sess, s, tile, spatial, wholeIn);
@@ -231,17 +256,22 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
         if (routes.ownerOf(g.id, t.index) === j) { parts.push(partials.get(`${s.id}:${index}`)!); continue; }
         const seg = routes.bundles.get(tileSource(g.id, t.index))!.segments.find((x) => x.reader === workerReader(chain.id, j))!;
         const k = seg.items.findIndex((it) => it.kind === 'partial' && it.stage === s.id && it.index === index);
-        parts.push((await timed('exchange', () => reader.items(tileSource(g.id, t.index))))[k]);
+        const part = (await timed('exchange', () => reader.items(tileSource(g.id, t.index))))[k];
+        if (!(part instanceof Float32Array)) throw fail(`partial ${index} of stage ${s.id} is not float32`);
+        parts.push(part);
       }
       const shape = g.outputs[p.outputIndex].shape;
       const data = combinePartials(parts, r.op, shape[2] * shape[3]);
       const c = shape[1];
-      wholes.set(r.output, { dims: r.keepdims ? [task.batch, c, 1, 1] : [task.batch, c], data });
+      // Partials are float32; the reduction's output takes the dtype the plan gives it.
+      const dtype = s.outputs.find((o) => o.name === r.output)?.dtype ?? 'float32';
+      if (!isFloatDtype(dtype)) throw fail(`reduction ${r.output} of stage ${s.id} has dtype ${dtype}; distributed reductions are float`);
+      wholes.set(r.output, fromFloat32(dtype, r.keepdims ? [task.batch, c, 1, 1] : [task.batch, c], data));
     }
     const branch = s.reduce!.branch;
     if (branch) {
       const sess = await session(branch.sha256);
-      const feeds: Record<string, FloatTensor> = {};
+      const feeds: Record<string, Tensor> = {};
       for (const x of branch.inputs) feeds[x] = await whole(x);
       const out = await timed('compute', () => sess.run(feeds));
       for (const o of branch.outputs) wholes.set(o, out[o]);
@@ -261,5 +291,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     ms: { load: ms.load, compute: ms.compute, exchange: Math.max(0, ms.exchange - wait), wait, total },
     sessionsLoaded, bytesRead: c.bytesRead, bytesWritten: c.bytesWritten,
     storeRequests: c.gets + c.puts + c.lists + c.deletes + exchange.counters.polls,
+    storeRetries: c.retries,
+    ...(exchange.traffic() ? { exchange: exchange.traffic() } : {}),
   };
 }

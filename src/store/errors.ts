@@ -35,6 +35,24 @@ export class StoreThrottledError extends StoreError {}
 /** The request did not complete in time. Retryable. */
 export class StoreTimeoutError extends StoreError {}
 
+/** The backend failed or the connection broke (HTTP 5xx, reset, refused). Retryable. */
+export class StoreUnavailableError extends StoreError {}
+
+/**
+ * A body failed an integrity check: a CRC-64 or length that does not match, or a Content-MD5
+ * the server rejected. Retryable: the bytes were damaged on the way, not at rest.
+ */
+export class StoreIntegrityError extends StoreError {}
+
+/**
+ * Whether repeating the same operation may succeed. Missing objects, bad keys or ranges and
+ * denied credentials never get better by asking again.
+ */
+export function isRetryableStoreError(err: unknown): boolean {
+  return err instanceof StoreThrottledError || err instanceof StoreTimeoutError
+    || err instanceof StoreUnavailableError || err instanceof StoreIntegrityError;
+}
+
 /** Credentials missing/invalid or access denied. Not retryable. */
 export class StoreAuthError extends StoreError {}
 

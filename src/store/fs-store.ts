@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, watch } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { ObjectStore } from './object-store.ts';
@@ -22,12 +22,24 @@ import {
  */
 export const FS_STORE_TMP_MARKER = '.~tmp.';
 
+/** The folder under the root that holds every temp file (its name has the marker, so no key can name it). */
+export const FS_STORE_TMP_DIR = `${FS_STORE_TMP_MARKER}d`;
+
 export interface FsStoreOptions {
   /** fsync each object before the rename (crash durability). Default false: atomicity vs readers does not need it. */
   fsync?: boolean;
+  /**
+   * Remove temp files of dead writers when the store is opened (default true): files whose
+   * writing process no longer exists, or older than `tempMaxAgeMs`.
+   */
+  sweepOnOpen?: boolean;
+  /** A temp file this old is abandoned whatever its process (a reused pid). Default 10 minutes. */
+  tempMaxAgeMs?: number;
 }
 
 let tmpCounter = 0;
+/** Roots already swept by this process: every function instance sweeps once when it starts. */
+const sweptRoots = new Set<string>();
 
 /**
  * ObjectStore on a local directory; the embedded default for local runs.
@@ -35,20 +47,88 @@ let tmpCounter = 0;
  * - Key `a/b/c` is the file `<rootDir>/a/b/c`, so the tree is easy to inspect.
  *   Consequently a key cannot be both an object and a "directory" of other keys
  *   (`a` and `a/b`); such a put fails with a StoreError.
- * - put writes a temp file in the target directory and renames it over the key,
- *   so concurrent readers (in any process) see the old or the new body, never a
- *   partial one. An open reader keeps reading the inode it opened.
+ * - put writes a temp file and renames it over the key, so concurrent readers (in any
+ *   process) see the old or the new body, never a partial one. An open reader keeps
+ *   reading the inode it opened. Temp files live in one folder under the root
+ *   (FS_STORE_TMP_DIR), never next to objects: a writer killed mid-put leaves nothing under a
+ *   request's prefix (which would also keep its folder from being pruned), and the next
+ *   store opened on the root removes what dead writers left (sweepTemp).
  * - delete removes now-empty parent directories best-effort; put retries if a
  *   concurrent delete removes its directory.
  */
 export class FsStore implements ObjectStore {
   readonly rootDir: string;
   private readonly fsync: boolean;
+  private readonly tmpDir: string;
+  private readonly tempMaxAgeMs: number;
 
   constructor(rootDir: string, options: FsStoreOptions = {}) {
     if (!rootDir) throw new TypeError('FsStore: rootDir is required');
     this.rootDir = resolve(rootDir);
     this.fsync = options.fsync ?? false;
+    this.tmpDir = join(this.rootDir, FS_STORE_TMP_DIR);
+    this.tempMaxAgeMs = options.tempMaxAgeMs ?? 10 * 60_000;
+    if ((options.sweepOnOpen ?? true) && !sweptRoots.has(this.rootDir)) {
+      sweptRoots.add(this.rootDir);
+      // Best effort and in the background: opening a store never waits for or fails on it.
+      this.sweepTemp().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Removes temp files of writers that died mid-put: their process is gone, or the file is
+   * older than `tempMaxAgeMs`. Also looks through the whole tree for temp files an older
+   * version of this store wrote next to their objects. Returns how many were removed.
+   */
+  async sweepTemp(): Promise<number> {
+    let removed = 0;
+    const consider = async (path: string, name: string) => {
+      if (!this.abandoned(name) && !(await this.olderThan(path, this.tempMaxAgeMs))) return;
+      try {
+        await unlink(path);
+        removed++;
+      } catch {
+        return; // already gone (its writer finished or another sweeper was first)
+      }
+      // An old-style temp file may have been all that kept a request's folder alive.
+      if (dirname(path) !== this.tmpDir) await this.pruneEmptyDirs(dirname(path));
+    };
+    const walk = async (dir: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      await Promise.all(entries.map(async (e) => {
+        const path = join(dir, e.name);
+        if (e.isDirectory()) await walk(path);
+        else if (dir === this.tmpDir || e.name.includes(FS_STORE_TMP_MARKER)) await consider(path, e.name);
+      }));
+    };
+    await walk(this.rootDir);
+    return removed;
+  }
+
+  /** Whether a temp file's writer is known to be dead (the name starts with its pid, after the key's name in old files). */
+  private abandoned(name: string): boolean {
+    const tail = name.includes(FS_STORE_TMP_MARKER) && !name.startsWith(FS_STORE_TMP_MARKER) ? name.slice(name.indexOf(FS_STORE_TMP_MARKER) + FS_STORE_TMP_MARKER.length) : name;
+    const pid = Number(/^(\d+)\./.exec(tail)?.[1]);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return false;
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (err) {
+      return isCode(err, 'ESRCH');
+    }
+  }
+
+  private async olderThan(path: string, ms: number): Promise<boolean> {
+    try {
+      return Date.now() - (await stat(path)).mtimeMs > ms;
+    } catch {
+      return false;
+    }
   }
 
   private pathFor(key: string): string {
@@ -117,13 +197,12 @@ export class FsStore implements ObjectStore {
     const path = this.pathFor(key);
     if (!(body instanceof Uint8Array)) throw new TypeError(`put(${JSON.stringify(key)}): body must be a Buffer or Uint8Array`);
     const dir = dirname(path);
-    const tmp = join(dir, `${basename(path)}${FS_STORE_TMP_MARKER}${process.pid}.${++tmpCounter}.${randomBytes(4).toString('hex')}`);
-    // Write the temp file; retry if a concurrent delete pruned the directory in between.
+    // The pid leads the name so a sweeper can tell whether the writer is still alive.
+    const tmp = join(this.tmpDir, `${process.pid}.${++tmpCounter}.${randomBytes(4).toString('hex')}.${basename(path).slice(0, 64)}`);
     for (let attempt = 0; ; attempt++) {
       try {
-        await mkdir(dir, { recursive: true });
+        await mkdir(this.tmpDir, { recursive: true });
       } catch (err) {
-        if (isCode(err, 'ENOTDIR', 'EEXIST')) throw conflict(key, err);
         throw mapFsError(err, key, 'put');
       }
       try {
@@ -141,17 +220,32 @@ export class FsStore implements ObjectStore {
         break;
       } catch (err) {
         await rm(tmp, { force: true }).catch(() => {});
+        // The temp folder was removed under us (a test wiping the root): make it again.
         if (isCode(err, 'ENOENT') && attempt < 10) continue;
-        if (isCode(err, 'ENOTDIR')) throw conflict(key, err);
         throw mapFsError(err, key, 'put');
       }
     }
-    try {
-      await rename(tmp, path);
-    } catch (err) {
-      await rm(tmp, { force: true }).catch(() => {});
-      if (isCode(err, 'EISDIR', 'ENOTEMPTY', 'EEXIST')) throw conflict(key, err);
-      throw mapFsError(err, key, 'put');
+    // Rename into place; retry if a concurrent delete pruned the target directory in between.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await mkdir(dir, { recursive: true });
+      } catch (err) {
+        // A concurrent delete pruned a parent while mkdir walked down (seen as ENOENT or
+        // EEXIST): try again; a real conflict with an object fails every time.
+        if (isCode(err, 'ENOENT', 'EEXIST') && attempt < 10) continue;
+        await rm(tmp, { force: true }).catch(() => {});
+        if (isCode(err, 'ENOTDIR', 'EEXIST')) throw conflict(key, err);
+        throw mapFsError(err, key, 'put');
+      }
+      try {
+        await rename(tmp, path);
+        return;
+      } catch (err) {
+        if (isCode(err, 'ENOENT') && attempt < 10) continue;
+        await rm(tmp, { force: true }).catch(() => {});
+        if (isCode(err, 'EISDIR', 'ENOTEMPTY', 'EEXIST', 'ENOTDIR')) throw conflict(key, err);
+        throw mapFsError(err, key, 'put');
+      }
     }
   }
 
@@ -204,10 +298,10 @@ export class FsStore implements ObjectStore {
     const subdirs: Promise<void>[] = [];
     for (const e of entries) {
       if (nameFilter && !e.name.startsWith(nameFilter)) continue;
+      if (e.name.includes(FS_STORE_TMP_MARKER)) continue; // the temp folder, or an in-flight put of an older version
       if (e.isDirectory()) {
         subdirs.push(this.walk(join(absDir, e.name), `${keyPrefix}${e.name}/`, '', out));
       } else if (e.isFile()) {
-        if (e.name.includes(FS_STORE_TMP_MARKER)) continue; // in-flight put
         out.push(keyPrefix + e.name);
       }
     }

@@ -12,7 +12,12 @@
  *   when they come within 5 minutes of `expiration` (the client is rebuilt), and
  *   once more after an expired/invalid-token answer if the provider has newer ones.
  * - SDK errors are translated into the StoreError classes of ./errors.ts; the
- *   message names the operation, the key and the OSS error code and request id.
+ *   message names the operation, the key and the OSS error code and request id. 5xx answers
+ *   and broken connections are StoreUnavailableError, so a RetryingStore retries them.
+ * - Integrity: OSS returns the stored object's CRC-64 (`x-oss-hash-crc64ecma`) on put and
+ *   get; ali-oss does not check it, so we do (whole-object reads and every put). A ranged read
+ *   only gets the whole object's CRC, so it is checked for its length here and by the
+ *   caller's own checksum (bundle segments carry a CRC-32). A mismatch is StoreIntegrityError.
  */
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
@@ -22,13 +27,16 @@ import {
   ObjectNotFoundError,
   StoreAuthError,
   StoreError,
+  StoreIntegrityError,
   StoreThrottledError,
   StoreTimeoutError,
+  StoreUnavailableError,
   compareKeys,
   validateKey,
   validatePrefix,
   validateRange,
 } from './errors.ts';
+import { crc64 } from './crc64.ts';
 import { CachedCredentials, CredentialsError, sameCredentials } from '../cloud/credentials.ts';
 import type { Credentials, CredentialsProvider } from '../cloud/credentials.ts';
 
@@ -57,6 +65,8 @@ export interface OssStoreOptions {
   deleteConcurrency?: number;
   /** Re-read credentials this long before they expire (default 5 minutes). */
   refreshMarginMs?: number;
+  /** Check OSS's CRC-64 of every put and whole-object get (default true). */
+  verifyCrc64?: boolean;
 }
 
 /** The part of the ali-oss client we use (the package ships no TypeScript types). */
@@ -93,6 +103,8 @@ const AUTH_CODES = new Set([
 /** Codes after which fresher credentials might help. */
 const STALE_CREDENTIAL_CODES = new Set(['SecurityTokenExpired', 'InvalidSecurityToken', 'InvalidAccessKeyId']);
 const THROTTLE_CODES = new Set(['SlowDown', 'Throttling', 'TooManyRequests', 'RequestRateExceeded', 'QpsLimitExceeded', 'ServiceUnavailable', 'DownloadTrafficRateLimitExceeded', 'UploadTrafficRateLimitExceeded']);
+/** Node/urllib codes of a connection that broke or never opened. */
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ResponseError', 'RequestError', 'SocketError', 'ConnectionError', 'UND_ERR_SOCKET']);
 const TIMEOUT_NAMES = new Set(['ResponseTimeoutError', 'ConnectionTimeoutError', 'SocketAssignTimeoutError', 'RequestTimeout', 'RequestTimeoutError']);
 
 const MAX_BATCH = 1000;
@@ -105,6 +117,7 @@ export class OssStore implements ObjectStore {
   private readonly deleteBatchSize: number;
   private readonly deleteConcurrency: number;
   private readonly timeoutMs: number;
+  private readonly verifyCrc64: boolean;
   private current: { creds: Credentials; client: AliOssClient } | undefined;
 
   constructor(options: OssStoreOptions) {
@@ -113,6 +126,7 @@ export class OssStore implements ObjectStore {
     if (!options.endpoint && !options.region) throw new TypeError('OssStore: region or endpoint is required');
     this.bucket = options.bucket;
     this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.verifyCrc64 = options.verifyCrc64 ?? true;
     this.listPageSize = checkBatch(options.listPageSize, 'listPageSize');
     this.deleteBatchSize = checkBatch(options.deleteBatchSize, 'deleteBatchSize');
     this.deleteConcurrency = Math.max(1, Math.floor(options.deleteConcurrency ?? 4));
@@ -134,8 +148,10 @@ export class OssStore implements ObjectStore {
   async get(key: string, range?: { start: number; end: number }): Promise<Buffer> {
     validateKey(key);
     if (range === undefined) {
-      const { content } = await this.call('get', key, (c) => c.get(key, { timeout: this.timeoutMs }));
-      return toBuffer(content);
+      const { content, res } = await this.call('get', key, (c) => c.get(key, { timeout: this.timeoutMs }));
+      const body = toBuffer(content);
+      this.checkCrc('get', key, res, body);
+      return body;
     }
     // Malformed ranges (non-integers, negative, empty) are rejected before any request;
     // bounds are checked against what OSS reports about the object.
@@ -157,6 +173,7 @@ export class OssStore implements ObjectStore {
     const status = result.res.status;
     if (status === 200) {
       // OSS ignored the range (out of bounds without standard range behaviour): body is the whole object.
+      this.checkCrc('get', key, result.res, body);
       validateRange(key, range, body.length);
       return body.subarray(start, end);
     }
@@ -165,7 +182,9 @@ export class OssStore implements ObjectStore {
     if (!cr) throw new StoreError(`oss get ${JSON.stringify(key)}: 206 without a valid Content-Range header`, { key });
     if (cr.size !== undefined) validateRange(key, range, cr.size); // OSS clipped the end to the object's size
     if (cr.first !== start || cr.last !== end - 1 || body.length !== end - start) {
-      throw new StoreError(
+      // A short body under a right Content-Range is damage on the way: worth another try.
+      const Cls = cr.first === start && cr.last === end - 1 ? StoreIntegrityError : StoreError;
+      throw new Cls(
         `oss get ${JSON.stringify(key)}: asked for bytes ${start}-${end - 1}, got Content-Range ${cr.first}-${cr.last} with ${body.length} bytes`,
         { key },
       );
@@ -178,7 +197,23 @@ export class OssStore implements ObjectStore {
     if (!(body instanceof Uint8Array)) throw new TypeError(`put(${JSON.stringify(key)}): body must be a Buffer or Uint8Array`);
     const buf = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     // The SDK sends Content-MD5, so OSS rejects a body damaged in transit.
-    await this.call('put', key, (c) => c.put(key, buf, { mime: 'application/octet-stream', timeout: this.timeoutMs }));
+    const { res } = await this.call('put', key, (c) => c.put(key, buf, { mime: 'application/octet-stream', timeout: this.timeoutMs }));
+    this.checkCrc('put', key, res, buf);
+  }
+
+  /** Compares OSS's CRC-64 of the object with the bytes we sent or received (no header: no check). */
+  private checkCrc(op: 'get' | 'put', key: string, res: AliOssResponse | undefined, body: Buffer): void {
+    if (!this.verifyCrc64) return;
+    const want = headerOf(res, 'x-oss-hash-crc64ecma');
+    if (want === undefined) return;
+    const got = crc64(body);
+    if (got !== want) {
+      const what = op === 'put' ? 'OSS stored' : 'we received';
+      throw new StoreIntegrityError(
+        `oss ${op} ${JSON.stringify(key)}: CRC-64 mismatch, ${what} a different body (${body.length} bytes here, CRC-64 ${got}; OSS says ${want})`,
+        { key },
+      );
+    }
   }
 
   async delete(keys: string[]): Promise<void> {
@@ -302,6 +337,9 @@ export function translateError(err: unknown, op: string, key: string): unknown {
   const code = err.code || (err.name ? err.name.replace(/Error$/, '') : 'Unknown');
   const details = `${code}${status !== undefined && status > 0 ? ` (HTTP ${status})` : ''}: ${err.message}${err.requestId ? ` [request id ${err.requestId}]` : ''}`;
   const what = `oss ${op} ${JSON.stringify(key)}`;
+  if (code === 'InvalidDigest') {
+    return new StoreIntegrityError(`${what}: the body was damaged on the way: ${details}`, { key, cause: err });
+  }
   if (code === 'NoSuchKey') {
     return new ObjectNotFoundError(key, { cause: err, message: `object not found: ${JSON.stringify(key)} (OSS ${details})` });
   }
@@ -316,6 +354,9 @@ export function translateError(err: unknown, op: string, key: string): unknown {
   }
   if (status === 416 || code === 'InvalidRange') {
     return new InvalidRangeError(`${what}: range not satisfiable: ${details}`, { key, cause: err });
+  }
+  if ((status !== undefined && status >= 500) || status === -1 || NETWORK_CODES.has(code) || NETWORK_CODES.has((err as { code?: string }).code ?? '')) {
+    return new StoreUnavailableError(`${what} failed: ${details}`, { key, cause: err });
   }
   return new StoreError(`${what} failed: ${details}`, { key, cause: err });
 }

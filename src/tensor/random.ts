@@ -1,5 +1,5 @@
 import { mulberry32 } from '../onnx/builder.ts';
-import type { FloatTensor } from '../runtime/ort.ts';
+import { toFloat32, type FloatTensor, type Tensor } from './dtype.ts';
 
 /** Seeded uniform [-1, 1) tensor: the same input on every machine for verification runs. */
 export function randomTensor(dims: number[], seed: number): FloatTensor {
@@ -9,14 +9,17 @@ export function randomTensor(dims: number[], seed: number): FloatTensor {
   return { dims, data };
 }
 
-export function compareTensors(ref: FloatTensor, got: FloatTensor): { maxAbsDiff: number; maxRef: number } {
+/** Compares values of any dtypes (as float32: float16 and int8 outputs are exact in it). */
+export function compareTensors(ref: Tensor, got: Tensor): { maxAbsDiff: number; maxRef: number } {
   if (ref.dims.join() !== got.dims.join()) throw new Error(`shape mismatch: reference [${ref.dims}] vs partitioned [${got.dims}]`);
+  const a = toFloat32(ref);
+  const b = toFloat32(got);
   let maxAbsDiff = 0;
   let maxRef = 0;
-  for (let i = 0; i < ref.data.length; i++) {
-    const d = Math.abs(ref.data[i] - got.data[i]);
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
     if (!(d <= maxAbsDiff)) maxAbsDiff = Number.isNaN(d) ? Infinity : d;
-    maxRef = Math.max(maxRef, Math.abs(ref.data[i]));
+    maxRef = Math.max(maxRef, Math.abs(a[i]));
   }
   return { maxAbsDiff, maxRef };
 }

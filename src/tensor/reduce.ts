@@ -1,12 +1,19 @@
-import type { FloatTensor } from '../runtime/ort.ts';
+import { dtypeOf, isFloatDtype, toFloat32, type Tensor } from './dtype.ts';
 
-/** Per (n, c) sum or max over a whole NCHW tensor: the partial of one worker's cell. */
-export function partialOf(t: FloatTensor, op: 'sum' | 'mean' | 'max'): Float32Array {
+/**
+ * Per (n, c) sum or max over a whole NCHW tensor: the partial of one worker's cell. Partials
+ * are float32 whatever the map's float dtype (float16 and bfloat16 values are exact in float32),
+ * so summing cells in worker order loses no more than ORT's own float accumulation.
+ */
+export function partialOf(t: Tensor, op: 'sum' | 'mean' | 'max'): Float32Array {
+  const dtype = dtypeOf(t);
+  if (!isFloatDtype(dtype)) throw new TypeError(`distributed reductions take float maps, not ${dtype}`);
   const [n, c, h, w] = t.dims;
   const hw = h * w;
+  const data = toFloat32(t);
   const out = new Float32Array(n * c);
   for (let p = 0; p < n * c; p++) {
-    const plane = t.data.subarray(p * hw, (p + 1) * hw);
+    const plane = data.subarray(p * hw, (p + 1) * hw);
     if (op === 'max') {
       let m = -Infinity;
       for (let i = 0; i < hw; i++) if (plane[i] > m || Number.isNaN(plane[i])) m = plane[i];

@@ -1,5 +1,6 @@
-import { attrFloat, attrInt, attrInts, attrStr, type IrGraph, type IrNode } from '../graph/ir.ts';
-import { kernelOf, resolveWindow, type ShapeInfo } from '../graph/shapes.ts';
+import { attrFloat, attrInt, attrInts, attrStr, isConstant, type IrGraph, type IrNode } from '../graph/ir.ts';
+import { kernelOf, resolveWindow, weightInput, type ShapeInfo } from '../graph/shapes.ts';
+import { depthToSpaceBackward, padBackward, resizeBackward, resizePlan, spaceToDepthBackward } from './maps.ts';
 import { windowBackward, type AxisWindow, type Interval } from './geometry.ts';
 
 /**
@@ -13,12 +14,14 @@ import { windowBackward, type AxisWindow, type Interval } from './geometry.ts';
  */
 export interface LocalOp {
   node: IrNode;
-  kind: 'window' | 'pointwise' | 'pad' | 'resize' | 'convTranspose';
+  kind: 'window' | 'pointwise' | 'pad' | 'resize' | 'convTranspose' | 'depthToSpace' | 'spaceToDepth';
   /** Node input indices that carry tiled feature maps; other inputs are passed whole. */
   spatialInputs: number[];
   backward(axis: 0 | 1, out: Interval): { need: Interval; produced: Interval };
-  /** Value of out-of-image padding for window/pad ops (0 for Conv, -inf for MaxPool). */
+  /** Value of out-of-image padding for window/pad ops (0 for Conv, -inf for MaxPool, the input zero point for QLinearConv). */
   fill: number;
+  /** A model Pad's reflect/edge mode: its runtime Pad reflects or repeats the tile's own border rows. */
+  padMode?: 'reflect' | 'edge';
   /** AveragePool that must divide by a per-position count (count_include_pad=0, or ceil-mode overhang). */
   avgPool?: { countIncludePad: boolean; axes: [AxisWindow, AxisWindow] };
   /** FLOPs for an output tile of `outArea` positions whose spatial input covers `inArea` positions. */
@@ -30,8 +33,12 @@ export type Locality = { local: true; op: LocalOp } | { local: false; reason: st
 const POINTWISE_UNARY = new Set([
   'Relu', 'LeakyRelu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Clip', 'Elu', 'Selu', 'Celu', 'Softplus', 'Softsign', 'Mish',
   'Exp', 'Abs', 'Neg', 'Sqrt', 'Reciprocal', 'Erf', 'Gelu', 'Identity', 'Dropout', 'BatchNormalization', 'ThresholdedRelu',
+  'Cast', 'Log', 'Floor', 'Ceil', 'Round', 'Sign', 'Not', 'Sin', 'Cos', 'Shrink',
 ]);
-const POINTWISE_NARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Max', 'Min', 'Sum', 'Mean', 'Pow', 'PRelu', 'Where']);
+const POINTWISE_COMPARE = new Set(['Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor']);
+const POINTWISE_NARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Max', 'Min', 'Sum', 'Mean', 'Pow', 'PRelu', 'Where', ...POINTWISE_COMPARE]);
+
+const WINDOW_OPS = new Set(['Conv', 'ConvInteger', 'QLinearConv', 'MaxPool', 'AveragePool', 'LpPool']);
 
 const identityMap = (_axis: 0 | 1, out: Interval) => ({ need: out, produced: out });
 
@@ -61,7 +68,7 @@ export function classifyNode(g: IrGraph, node: IrNode, info: ShapeInfo): Localit
   const N = out[0];
   const C = out[1];
 
-  if (node.op === 'Conv' || node.op === 'MaxPool' || node.op === 'AveragePool' || node.op === 'LpPool') {
+  if (WINDOW_OPS.has(node.op)) {
     if (!x || x.length !== 4) return nonLocal('input is not a known 4-D map');
     const k = kernelOf(g, node, shapes);
     if (!k || k.length !== 2) return nonLocal('kernel shape unknown or not 2-D');
@@ -69,15 +76,37 @@ export function classifyNode(g: IrGraph, node: IrNode, info: ShapeInfo): Localit
     const kk = k[0] * k[1];
     const cin = x[1];
     const group = attrInt(node, 'group', 1);
+    let fill = node.op === 'MaxPool' ? -Infinity : 0;
+    if (node.op === 'QLinearConv' || node.op === 'ConvInteger') {
+      // Integer convolutions pad with the input's zero point (the quantized 0.0): it must be a
+      // constant scalar to become the border fill.
+      const zpName = node.inputs[2];
+      if (zpName) {
+        const zp = g.constants.has(zpName) ? info.values.get(zpName) : undefined;
+        if (!zp || zp.length !== 1) return nonLocal('input zero point is not a constant scalar');
+        fill = zp[0];
+      }
+      const fixed = node.op === 'QLinearConv' ? [1, 4, 5, 6, 7] : [3];
+      for (const i of fixed) if (node.inputs[i] && !isConstant(g, node.inputs[i])) return nonLocal(`input ${i} (scale or zero point) is not a constant`);
+    }
+    const conv = weightInput(node) !== undefined;
+    const bias = node.op === 'QLinearConv' ? 8 : node.op === 'Conv' ? 2 : -1;
     const spec: LocalOp = {
       node,
       kind: 'window',
       spatialInputs: [0],
       backward: (axis, o) => ({ need: windowBackward(o, w.axes[axis]), produced: o }),
-      fill: node.op === 'MaxPool' ? -Infinity : 0,
-      flops: node.op === 'Conv' ? (a) => a * N * C * (2 * (cin / group) * kk + (node.inputs[2] ? 1 : 0)) : (a) => a * N * C * kk,
+      fill,
+      flops: conv ? (a) => a * N * C * (2 * (cin / group) * kk + (node.inputs[bias] ? 1 : 0)) : (a) => a * N * C * kk,
     };
-    if (node.op === 'AveragePool') spec.avgPool = { countIncludePad: attrInt(node, 'count_include_pad', 0) === 1, axes: w.axes };
+    if (node.op === 'AveragePool') {
+      spec.avgPool = { countIncludePad: attrInt(node, 'count_include_pad', 0) === 1, axes: w.axes };
+      // DQ -> AveragePool -> Q is one integer kernel in ORT; the tiles' border divisor cannot be.
+      const dq = g.producer.get(node.inputs[0])?.op === 'DequantizeLinear';
+      const qOut = (g.consumers.get(node.outputs[0]) ?? []).some((c) => c.op === 'QuantizeLinear');
+      const divisor = !spec.avgPool.countIncludePad && w.axes.some((a) => a.p0 || a.p1) || w.ceil;
+      if (dq && qOut && divisor) return nonLocal('quantized AveragePool with a per-position divisor (ORT fuses DQ -> AveragePool -> Q)');
+    }
     return { local: true, op: spec };
   }
 
@@ -117,68 +146,74 @@ export function classifyNode(g: IrGraph, node: IrNode, info: ShapeInfo): Localit
   if (node.op === 'Pad') {
     if (!x || x.length !== 4) return nonLocal('input is not a known 4-D map');
     const mode = attrStr(node, 'mode', 'constant');
-    if (mode !== 'constant') return nonLocal(`pad mode ${mode}`);
+    if (mode !== 'constant' && mode !== 'reflect' && mode !== 'edge') return nonLocal(`pad mode ${mode}`);
     if (node.inputs[3]) return nonLocal('Pad with axes input');
     const pads = attrInts(node, 'pads') ?? info.values.get(node.inputs[1]);
     if (!pads || pads.length !== 8) return nonLocal('pads are not a constant of length 8');
     if (pads.some((v) => v < 0)) return nonLocal('negative pads');
     if (pads[0] || pads[1] || pads[4] || pads[5]) return nonLocal('pads on batch or channel axes');
-    const value = node.inputs[2] ? info.values.get(node.inputs[2])?.[0] : attrFloat(node, 'value', 0);
+    const value = mode !== 'constant' ? 0 : node.inputs[2] ? info.values.get(node.inputs[2])?.[0] : attrFloat(node, 'value', 0);
     if (value === undefined) return nonLocal('pad value is not a constant');
     const begin = [pads[2], pads[3]];
+    const end = [pads[6], pads[7]];
+    const inSize = [x[2], x[3]];
+    // ORT refuses reflect pads as wide as the map; those models never run, tiled or not.
+    if (mode === 'reflect' && [0, 1].some((a) => begin[a] >= inSize[a] || end[a] >= inSize[a])) return nonLocal('reflect pads not smaller than the map');
     return {
       local: true,
-      op: { node, kind: 'pad', spatialInputs: [0], fill: value, backward: (axis, o) => ({ need: { start: o.start - begin[axis], end: o.end - begin[axis] }, produced: o }), flops: () => 0 },
+      op: {
+        node, kind: 'pad', spatialInputs: [0], fill: value, padMode: mode === 'constant' ? undefined : mode,
+        backward: (axis, o) => padBackward(o, begin[axis], inSize[axis], mode),
+        flops: () => 0,
+      },
     };
+  }
+
+  if (node.op === 'DepthToSpace' || node.op === 'SpaceToDepth') {
+    if (!x || x.length !== 4) return nonLocal('input is not a known 4-D map');
+    const b = attrInt(node, 'blocksize', 0);
+    if (b < 1) return nonLocal('blocksize missing');
+    const d2s = node.op === 'DepthToSpace';
+    return {
+      local: true,
+      op: {
+        node, kind: d2s ? 'depthToSpace' : 'spaceToDepth', spatialInputs: [0], fill: 0,
+        backward: (_axis, o) => (d2s ? depthToSpaceBackward(o, b) : spaceToDepthBackward(o, b)),
+        flops: () => 0,
+      },
+    };
+  }
+
+  if (node.op === 'QuantizeLinear' || node.op === 'DequantizeLinear') {
+    // y = saturate(round(x / scale) + zp) and (x - zp) * scale, per tensor or per channel.
+    if (attrInt(node, 'block_size', 0)) return nonLocal('blocked quantization');
+    if (isConstant(g, node.inputs[0])) return nonLocal('quantizes a constant');
+    let axis = attrInt(node, 'axis', 1);
+    if (axis < 0) axis += 4;
+    for (const i of [1, 2]) {
+      const t = node.inputs[i];
+      if (!t) continue;
+      if (!isConstant(g, t)) return nonLocal(`${i === 1 ? 'scale' : 'zero point'} is not a constant`);
+      const s = shapes.get(t)!;
+      const n = s.reduce((a, v) => a * v, 1);
+      if (n !== 1 && (s.length !== 1 || axis !== 1)) return nonLocal('quantization parameters are neither per tensor nor per channel');
+    }
+    return { local: true, op: { node, kind: 'pointwise', spatialInputs: [0], fill: 0, backward: identityMap, flops: (a) => a * N * C * 2 } };
   }
 
   if (node.op === 'Resize') {
     if (!x || x.length !== 4) return nonLocal('input is not a known 4-D map');
-    const mode = attrStr(node, 'mode', 'nearest');
-    // Resize-10 had no such attributes: it was Upsample's asymmetric mapping with floor.
-    const legacy = g.opset < 11;
-    const ctm = legacy ? 'asymmetric' : attrStr(node, 'coordinate_transformation_mode', 'half_pixel');
-    const nearestMode = legacy ? 'floor' : attrStr(node, 'nearest_mode', 'round_prefer_floor');
-    if (mode !== 'nearest' && mode !== 'linear') return nonLocal(`resize mode ${mode}`);
-    if (!['half_pixel', 'asymmetric', 'pytorch_half_pixel'].includes(ctm)) return nonLocal(`coordinate_transformation_mode ${ctm}`);
-    if (attrInt(node, 'antialias', 0)) return nonLocal('antialias');
-    if (node.inputs[3] && g.opset >= 13 && !info.values.get(node.inputs[3])) return nonLocal('sizes are not constant');
-    if (out[0] !== x[0] || out[1] !== x[1]) return nonLocal('resizes batch or channel axes');
-    const r = [out[2] / x[2], out[3] / x[3]];
-    if (!r.every((v) => Number.isInteger(v) && v >= 1)) return nonLocal(`non-integer scale ${r.join('x')}`);
+    const plan = resizePlan(g, node, x, out, info);
+    if (typeof plan === 'string') return nonLocal(plan);
+    const { r, taps } = plan;
     const inSize = [x[2], x[3]];
-    // Source taps of output index xo, in the model's coordinate mode; clamped like ORT does.
-    const taps = (axis: 0 | 1, xo: number): [number, number] => {
-      const orig = ctm === 'asymmetric' ? xo / r[axis] : (xo + 0.5) / r[axis] - 0.5;
-      const last = inSize[axis] - 1;
-      const clampI = (v: number) => Math.min(Math.max(v, 0), last);
-      if (mode === 'linear') {
-        const lo = Math.floor(Math.max(orig, 0));
-        return [clampI(lo), clampI(lo + 1)];
-      }
-      let i: number;
-      switch (nearestMode) {
-        case 'floor': i = Math.floor(orig); break;
-        case 'ceil': i = Math.ceil(orig); break;
-        case 'round_prefer_ceil': i = Math.round(orig); break;
-        default: i = orig - Math.floor(orig) === 0.5 ? Math.floor(orig) : Math.round(orig);
-      }
-      return [clampI(i), clampI(i)];
-    };
+    const mode = attrStr(node, 'mode', 'nearest');
     return {
       local: true,
       op: {
         node, kind: 'resize', spatialInputs: [0], fill: 0,
-        backward: (axis, o) => {
-          // The local resize of inputs [i0, i1) yields outputs [r*i0, r*i1): the need must cover
-          // the taps and also start/end early/late enough for that range to contain the request.
-          const need = {
-            start: Math.min(taps(axis, o.start)[0], Math.floor(o.start / r[axis])),
-            end: Math.min(inSize[axis], Math.max(taps(axis, o.end - 1)[1] + 1, Math.ceil(o.end / r[axis]))),
-          };
-          return { need, produced: { start: need.start * r[axis], end: need.end * r[axis] } };
-        },
-        flops: (a) => a * N * C * (mode === 'linear' ? 8 : 1),
+        backward: (axis, o) => resizeBackward(o, r[axis], inSize[axis], (xo) => taps(axis, xo)),
+        flops: (a) => a * N * C * (mode === 'linear' ? 8 : mode === 'cubic' ? 32 : 1),
       },
     };
   }
@@ -211,6 +246,8 @@ export function classifyNode(g: IrGraph, node: IrNode, info: ShapeInfo): Localit
       spatial.push(i);
     }
     if (!spatial.length) return nonLocal('no spatial input');
+    // A map-sized constant (a learned positional bias) is cropped per tile like an input map.
+    if (spatial.every((i) => isConstant(g, node.inputs[i]))) return nonLocal('only constant maps as inputs');
     const perPos = N * C * (node.op === 'BatchNormalization' ? 2 : 1);
     return { local: true, op: { node, kind: 'pointwise', spatialInputs: spatial, fill: 0, backward: identityMap, flops: (a) => a * perPos } };
   }

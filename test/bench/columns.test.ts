@@ -10,8 +10,8 @@ import { buildSweep, crossResources, FULL, QUICK, sweepFromFlags, SweepError } f
 import { cpuShape } from '../../src/bench/emulation.ts';
 
 const stage = (id: number, kind: 'chain' | 'master', ms: number, maxWorkerMs = 0, extra: Partial<StageCost> = {}): StageCost => ({
-  id, kind, stages: [id], ms, invocations: kind === 'chain' ? 4 : 0, coldStarts: 0, maxColdStartMs: 0, maxWorkerMs, maxWorkerComputeMs: maxWorkerMs / 2,
-  peakWorkerRssMb: 300, bytesRead: 1000, bytesWritten: 1000, storeRequests: 10, ...extra,
+  id, kind, stages: [id], ms, invocations: kind === 'chain' ? 4 : 0, retries: 0, coldStarts: 0, maxColdStartMs: 0, maxWorkerMs, maxWorkerComputeMs: maxWorkerMs / 2,
+  peakWorkerRssMb: 300, bytesRead: 1000, bytesWritten: 1000, storeRequests: 10, storeRetries: 0, ...extra,
 });
 
 /** A request with group stages whose slowest workers take `workers` ms, and a master stage. */
@@ -22,8 +22,8 @@ function cost(total: number, workers: number[], o: { rss?: number; cu?: number; 
   if (o.cu !== undefined) billed.computeUnits = o.cu;
   return {
     requestId: 'r', ms: { total, storeInput: 2, master: total - 4, fetchOutput: 2, masterLoadPlan: 0.1 }, stages,
-    invocations: { master: 1, worker: workers.length * 4, coldStarts: o.cold ?? 0 },
-    store: { requests: 100, bytesRead: 3 * 1048576, bytesWritten: 1048576 },
+    invocations: { master: 1, worker: workers.length * 4, coldStarts: o.cold ?? 0, retries: 0 },
+    store: { requests: 100, bytesRead: 3 * 1048576, bytesWritten: 1048576, retries: 0 },
     workerTime: { computeMs: 100, exchangeMs: 10, waitMs: 5, exchangeShare: 0.13 }, peakWorkerRssMb: o.rss ?? 300, billed,
   };
 }

@@ -1,14 +1,14 @@
 import { MemoryStore } from '../../src/store/memory-store.ts';
 import type { ObjectStore } from '../../src/store/object-store.ts';
 import type { Invoker, InvokeResult } from '../../src/invoke/invoker.ts';
-import { FunctionError } from '../../src/invoke/errors.ts';
+import { FunctionCrashedError, FunctionError } from '../../src/invoke/errors.ts';
 import { ArtifactCache, publishPlan } from '../../src/serve/artifacts.ts';
 import { PlanCache } from '../../src/serve/plans.ts';
 import { masterTaskSchema, runMasterTask } from '../../src/serve/master.ts';
 import { runWorkerTask, workerTaskSchema } from '../../src/serve/worker.ts';
 import { runRequest, type RequestResult } from '../../src/serve/backend.ts';
 import type { Plan } from '../../src/plan/schema.ts';
-import type { FloatTensor } from '../../src/runtime/ort.ts';
+import type { Tensor } from '../../src/runtime/ort.ts';
 import type { Notifier } from '../../src/exchange/exchange.ts';
 
 /** One worker invocation as the stack saw it: how long it ran, when it ended (performance.now()) and how. */
@@ -26,6 +26,13 @@ export class InProcessStack {
   invocations = 0;
   /** Fails the n-th worker invocation (tests of failure paths). */
   failWorker?: (task: { chain: number; worker: number }) => boolean;
+  /**
+   * Crashes a worker invocation as an instance dying would (FunctionCrashedError, which the
+   * master retries): `before` it runs, or `after` it ran and wrote everything (a late duplicate).
+   * `attempt` counts the invocations of that chain and worker in this request, from 1.
+   */
+  crashWorker?: (task: { chain: number; worker: number }, attempt: number) => 'before' | 'after' | undefined;
+  private attempts = new Map<string, number>();
   /** Native wait for the workers and the master (e.g. an FsStore's `changed`); polling without. */
   notifier?: Notifier;
   /** Every worker invocation, in the order they ended. */
@@ -48,11 +55,22 @@ export class InProcessStack {
           else {
             const task = workerTaskSchema.parse(json);
             const event: WorkerEvent = { chain: task.chain, worker: task.worker, requestId: task.requestId, ms: 0, endedAt: 0 };
+            const id = `${task.requestId}:${task.chain}:${task.worker}`;
+            const attempt = (self.attempts.get(id) ?? 0) + 1;
+            self.attempts.set(id, attempt);
+            const crash = self.crashWorker?.(task, attempt);
+            const crashed = () => new FunctionCrashedError(`injected crash of chain ${task.chain} worker ${task.worker} (attempt ${attempt})`, { functionName: fn, signal: 'SIGKILL' });
+            if (crash === 'before') {
+              Object.assign(event, { error: 'crashed', endedAt: performance.now() });
+              self.workerEvents.push(event);
+              throw crashed();
+            }
             try {
               if (self.failWorker?.(task)) throw new Error(`injected failure of chain ${task.chain} worker ${task.worker}`);
               out = await runWorkerTask(task, { store, cache: self.cache, notifier: self.notifier });
+              if (crash === 'after') throw crashed();
             } catch (e) {
-              event.error = `${(e as Error).name}: ${(e as Error).message}`;
+              event.error = e instanceof FunctionCrashedError ? 'crashed' : `${(e as Error).name}: ${(e as Error).message}`;
               throw e;
             } finally {
               event.endedAt = performance.now();
@@ -61,6 +79,7 @@ export class InProcessStack {
             }
           }
         } catch (e) {
+          if (e instanceof FunctionCrashedError) throw e;
           throw new FunctionError({ functionName: fn, errorType: (e as Error).name, errorMessage: (e as Error).message, details: (e as { details?: Record<string, unknown> }).details });
         }
         return { payload: Buffer.from(JSON.stringify(out)), instanceId: 'x', coldStart: false, durationMs: performance.now() - t0 };
@@ -77,7 +96,7 @@ export class InProcessStack {
     return (await publishPlan(this.store, modelBytes, plan, name)).planKey;
   }
 
-  run(planKey: string, input: FloatTensor, rid = `r${Math.random().toString(36).slice(2, 10)}`, timeoutMs = 30_000): Promise<RequestResult> {
+  run(planKey: string, input: Tensor, rid = `r${Math.random().toString(36).slice(2, 10)}`, timeoutMs = 30_000): Promise<RequestResult> {
     return runRequest({ store: this.store, invoker: this.invoker, plans: this.plans, masterFunction: 'master', maxWorkers: this.maxWorkers, timeoutMs }, planKey, input, rid);
   }
 }

@@ -6,6 +6,7 @@
  */
 import { GraphBuilder, mulberry32 } from '../../src/onnx/builder.ts';
 import { windowOutSize, samePads } from '../../src/tiling/geometry.ts';
+import { floatToHalf } from '../../src/tensor/dtype.ts';
 
 export interface RandomCase { bytes: Uint8Array; shape: number[]; desc: string[]; out: [number, number] }
 
@@ -164,6 +165,257 @@ export interface RandomCaseOptions {
   minReductions?: number;
   /** Chance of a reduction head at the end (GAP-Flatten-Gemm, a bare Reduce*, or the map and a classifier). */
   head?: number;
+  /**
+   * Chance of an exported pattern after each op (default 0): fractional and shape-driven
+   * Resize, map-sized constants, float16 segments, QDQ, QLinearConv/ConvInteger,
+   * DepthToSpace/SpaceToDepth, reflect/edge Pad, bool masks, DynamicQuantizeLinear.
+   */
+  patterns?: number;
+  /** At least this many patterns (added after the last op if the dice gave fewer). */
+  minPatterns?: number;
+  /** Only these pattern kinds (default: all). */
+  patternKinds?: PatternKind[];
+}
+
+export const PATTERN_KINDS = ['resizeFrac', 'shapeSizes', 'spatialConst', 'fp16', 'qdq', 'qdqconv', 'qlinearconv', 'convinteger', 'd2s', 's2d', 'padMode', 'bool', 'dynq'] as const;
+export type PatternKind = typeof PATTERN_KINDS[number];
+
+const DT = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, FLOAT16: 10 } as const;
+
+function rawOf(dataType: number, values: number[]): Uint8Array {
+  const b = Buffer.alloc(values.length * (dataType === DT.FLOAT16 ? 2 : dataType === DT.INT32 || dataType === DT.FLOAT ? 4 : dataType === DT.INT64 ? 8 : 1));
+  values.forEach((v, i) => {
+    switch (dataType) {
+      case DT.FLOAT16: b.writeUInt16LE(floatToHalf(v), i * 2); break;
+      case DT.FLOAT: b.writeFloatLE(v, i * 4); break;
+      case DT.INT32: b.writeInt32LE(v, i * 4); break;
+      case DT.INT64: b.writeBigInt64LE(BigInt(v), i * 8); break;
+      case DT.INT8: b.writeInt8(v, i); break;
+      default: b.writeUInt8(v, i);
+    }
+  });
+  return new Uint8Array(b);
+}
+
+/**
+ * One exported pattern on the map `s` (float32 in, float32 out); false when it does not fit.
+ * `hist` holds earlier maps (skip connections for shape-driven resizes).
+ */
+function addPattern(b: GraphBuilder, q: Rand, s: State, desc: string[], opset: number, batch: number, hist: State[], kinds: readonly PatternKind[], tag: string, min = 2): boolean {
+  const kind = pick(q, kinds.slice());
+  const typed = (name: string, dt: number, dims: number[], values: number[]) => b.rawInitializer(`${name}_${tag}`, dt, dims, rawOf(dt, values));
+  const i64 = (name: string, values: number[]) => b.initializer(`${name}_${tag}`, [values.length], BigInt64Array.from(values.map(BigInt)));
+  switch (kind) {
+    case 'resizeFrac': {
+      if (s.h * s.w > 900) return false;
+      const mode = pick(q, ['nearest', 'linear', 'cubic']);
+      const ctms = ['half_pixel', 'asymmetric', 'pytorch_half_pixel', 'align_corners', ...(mode === 'nearest' ? ['tf_half_pixel_for_nn'] : []), ...(opset >= 19 ? ['half_pixel_symmetric'] : [])];
+      const ctm = pick(q, ctms);
+      const nearest = pick(q, ['round_prefer_floor', 'round_prefer_ceil', 'floor', 'ceil']);
+      const attrs = { mode, coordinate_transformation_mode: ctm, ...(mode === 'nearest' ? { nearest_mode: nearest } : {}) };
+      if (q() < 0.5) {
+        const sc = [pick(q, [1.5, 2.1, 0.5, 1.7, 2, 3, 0.75, 1.25]), pick(q, [1.5, 2.1, 0.5, 1.7, 2, 3, 0.75, 1.25])];
+        const oh = Math.floor(Math.fround(s.h * Math.fround(sc[0])));
+        const ow = Math.floor(Math.fround(s.w * Math.fround(sc[1])));
+        if (oh < min || ow < min) return false;
+        const scales = b.constant(`rscales_${tag}`, [4], new Float32Array([1, 1, sc[0], sc[1]]));
+        const roi = b.constant(`rroi_${tag}`, [0], new Float32Array(0));
+        [s.x] = b.node('Resize', [s.x, roi, scales], attrs);
+        desc.push(`Resize ${mode} ${ctm}${mode === 'nearest' ? ` ${nearest}` : ''} scales ${sc} -> ${oh}x${ow}`);
+        Object.assign(s, { h: oh, w: ow });
+      } else {
+        const oh = Math.max(min, int(q, Math.ceil(s.h / 2), s.h * 2 + 1));
+        const ow = Math.max(min, int(q, Math.ceil(s.w / 2), s.w * 2 + 1));
+        const roi = b.constant(`rroi_${tag}`, [0], new Float32Array(0));
+        const scales = b.constant(`rscales_${tag}`, [0], new Float32Array(0));
+        [s.x] = b.node('Resize', [s.x, roi, scales, i64('rsizes', [batch, s.c, oh, ow])], attrs);
+        desc.push(`Resize ${mode} ${ctm}${mode === 'nearest' ? ` ${nearest}` : ''} sizes ${oh}x${ow}`);
+        Object.assign(s, { h: oh, w: ow });
+      }
+      return true;
+    }
+    case 'shapeSizes': {
+      // F.interpolate(x, size=skip.shape[2:]) as PyTorch exports it, or x2 from x's own shape.
+      if (s.h * s.w > 900) return false;
+      const skip = hist.filter((h) => h.x !== s.x && (h.h !== s.h || h.w !== s.w) && h.h * h.w <= 1600);
+      const mode = pick(q, ['nearest', 'linear']);
+      const shapeX = b.node('Shape', [s.x])[0];
+      const nc = b.node('Slice', [shapeX, i64('s0', [0]), i64('s2', [2]), i64('sax', [0])])[0];
+      let hw: string; let oh: number; let ow: number; let other: State | undefined;
+      if (skip.length && q() < 0.8) {
+        other = pick(q, skip);
+        const shapeS = b.node('Shape', [other.x])[0];
+        hw = b.node('Slice', [shapeS, i64('t2', [2]), i64('t4', [4]), i64('tax', [0])])[0];
+        oh = other.h; ow = other.w;
+      } else {
+        const own = b.node('Slice', [shapeX, i64('u2', [2]), i64('u4', [4]), i64('uax', [0])])[0];
+        hw = b.node('Mul', [own, i64('two', [2, 2])])[0];
+        oh = s.h * 2; ow = s.w * 2;
+      }
+      const sizes = b.node('Concat', [nc, hw], { axis: 0 })[0];
+      const [y] = b.node('Resize', [s.x, '', '', sizes], { mode, coordinate_transformation_mode: pick(q, ['half_pixel', 'asymmetric', 'pytorch_half_pixel', 'align_corners']), nearest_mode: 'floor' });
+      if (other) {
+        [s.x] = b.node('Concat', [y, other.x], { axis: 1 });
+        desc.push(`Resize ${mode} sizes=Concat(Shape(x)[:2], Shape(skip)[2:]) -> Concat with skip ${other.c}x${oh}x${ow}`);
+        Object.assign(s, { c: s.c + other.c, h: oh, w: ow });
+      } else {
+        s.x = y;
+        desc.push(`Resize ${mode} sizes=Shape(x)*[1,1,2,2] -> ${oh}x${ow}`);
+        Object.assign(s, { h: oh, w: ow });
+      }
+      return true;
+    }
+    case 'spatialConst': {
+      const mul = q() < 0.5;
+      const k = mul ? b.uniform(`pos_${tag}`, [1, s.c, s.h, s.w], 0.5, 1.5) : b.randn(`pos_${tag}`, [1, s.c, s.h, s.w], 0.5);
+      [s.x] = b.node(mul ? 'Mul' : 'Add', q() < 0.5 ? [s.x, k] : [k, s.x]);
+      desc.push(`${mul ? 'Mul' : 'Add'} constant [1,${s.c},${s.h},${s.w}]`);
+      return true;
+    }
+    case 'fp16': {
+      const half = b.node('Cast', [s.x], { to: DT.FLOAT16 })[0];
+      const cout = int(q, 2, 4);
+      const k = pick(q, [1, 3]);
+      const wv = Array.from({ length: cout * s.c * k * k }, () => (q() - 0.5) * 0.5);
+      const w = typed('hw', DT.FLOAT16, [cout, s.c, k, k], wv);
+      const bias = typed('hb', DT.FLOAT16, [cout], Array.from({ length: cout }, () => q() - 0.5));
+      let y = b.node('Conv', [half, w, bias], { kernel_shape: [k, k], pads: [k >> 1, k >> 1, k >> 1, k >> 1] })[0];
+      y = b.node('Relu', [y])[0];
+      let oh = s.h; let ow = s.w;
+      const pool = q() < 0.5 && s.h >= 4 && s.w >= 4;
+      if (pool) {
+        y = b.node('MaxPool', [y], { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 })[0];
+        oh = Math.ceil(s.h / 2); ow = Math.ceil(s.w / 2);
+      }
+      [s.x] = b.node('Cast', [y], { to: DT.FLOAT });
+      desc.push(`Cast float16 -> Conv k${k} -> Relu${pool ? ' -> MaxPool ceil' : ''} -> Cast float32 -> ${cout}x${oh}x${ow}`);
+      Object.assign(s, { c: cout, h: oh, w: ow });
+      return true;
+    }
+    case 'qdqconv': {
+      // A statically quantized conv as quantization tools write it: DQ(x), DQ(w) -> Conv -> Q,
+      // which ORT fuses into QLinearConv (and DQ -> MaxPool -> Q into an integer MaxPool).
+      const k = pick(q, [1, 3]);
+      const st = int(q, 1, 2);
+      const p = k >> 1;
+      const oh = windowOutSize(s.h, { k, s: st, d: 1, p0: p, p1: p });
+      const ow = windowOutSize(s.w, { k, s: st, d: 1, p0: p, p1: p });
+      if (oh < min || ow < min) return false;
+      const cout = int(q, 2, 4);
+      const xs = b.constant(`cxs_${tag}`, [], [0.02]);
+      const xz = typed('cxz', DT.UINT8, [], [int(q, 110, 140)]);
+      const xd = b.node('DequantizeLinear', [b.node('QuantizeLinear', [s.x, xs, xz])[0], xs, xz])[0];
+      const perChannel = opset >= 13 && q() < 0.5;
+      const wsv = Array.from({ length: perChannel ? cout : 1 }, () => 0.005 + 0.01 * q());
+      const ws = b.constant(`cws_${tag}`, perChannel ? [cout] : [], wsv);
+      const wz = typed('cwz', DT.INT8, perChannel ? [cout] : [], Array(perChannel ? cout : 1).fill(0));
+      const wq = typed('cw', DT.INT8, [cout, s.c, k, k], Array.from({ length: cout * s.c * k * k }, () => int(q, -100, 100)));
+      const wd = b.node('DequantizeLinear', [wq, ws, wz], perChannel ? { axis: 0 } : {})[0];
+      const bsc = b.constant(`cbs_${tag}`, perChannel ? [cout] : [], wsv.map((v) => v * 0.02));
+      const bq = typed('cb', DT.INT32, [cout], Array.from({ length: cout }, () => int(q, -300, 300)));
+      const bd = b.node('DequantizeLinear', [bq, bsc, typed('cbz', DT.INT32, perChannel ? [cout] : [], Array(perChannel ? cout : 1).fill(0))], perChannel ? { axis: 0 } : {})[0];
+      let y = b.node('Conv', [xd, wd, bd], { kernel_shape: [k, k], strides: [st, st], pads: [p, p, p, p] })[0];
+      const ys = b.constant(`cys_${tag}`, [], [0.04]);
+      const yz = typed('cyz', DT.UINT8, [], [128]);
+      y = b.node('DequantizeLinear', [b.node('QuantizeLinear', [y, ys, yz])[0], ys, yz])[0];
+      let ph = oh; let pw = ow;
+      const pool = q() < 0.4 && oh >= 4 && ow >= 4;
+      if (pool) {
+        y = b.node('MaxPool', [y], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] })[0];
+        ph = windowOutSize(oh, { k: 3, s: 2, d: 1, p0: 1, p1: 1 });
+        pw = windowOutSize(ow, { k: 3, s: 2, d: 1, p0: 1, p1: 1 });
+        y = b.node('DequantizeLinear', [b.node('QuantizeLinear', [y, ys, yz])[0], ys, yz])[0];
+      }
+      s.x = y;
+      desc.push(`QDQ Conv k${k} s${st}${perChannel ? ' per-channel weights' : ''}${pool ? ' -> QDQ MaxPool' : ''} -> ${cout}x${ph}x${pw}`);
+      Object.assign(s, { c: cout, h: ph, w: pw });
+      return true;
+    }
+    case 'qdq': {
+      // Per channel only where ORT would not fuse it with a conv before it (it cannot run that).
+      const perChannel = opset >= 13 && q() < 0.5 && !/Conv|QLinear/.test(desc[desc.length - 1] ?? '');
+      const signed = q() < 0.5;
+      const n = perChannel ? s.c : 1;
+      const dims = perChannel ? [s.c] : [];
+      const scale = b.constant(`qs_${tag}`, dims, Array.from({ length: n }, () => 0.01 + 0.03 * q()));
+      const zp = typed('qz', signed ? DT.INT8 : DT.UINT8, dims, Array.from({ length: n }, () => (signed ? int(q, -10, 10) : int(q, 118, 138))));
+      const qx = b.node('QuantizeLinear', [s.x, scale, zp], perChannel ? { axis: 1 } : {})[0];
+      [s.x] = b.node('DequantizeLinear', [qx, scale, zp], perChannel ? { axis: 1 } : {});
+      desc.push(`QuantizeLinear/DequantizeLinear ${perChannel ? 'per channel' : 'per tensor'} ${signed ? 'int8' : 'uint8'}`);
+      return true;
+    }
+    case 'qlinearconv': case 'convinteger': {
+      const k = pick(q, [1, 2, 3]);
+      const st = int(q, 1, 2);
+      const pads = [int(q, 0, k - 1), int(q, 0, k - 1), int(q, 0, k - 1), int(q, 0, k - 1)];
+      const oh = windowOutSize(s.h, { k, s: st, d: 1, p0: pads[0], p1: pads[2] });
+      const ow = windowOutSize(s.w, { k, s: st, d: 1, p0: pads[1], p1: pads[3] });
+      if (oh < min || ow < min) return false;
+      const cout = int(q, 2, 4);
+      const xs = b.constant(`xs_${tag}`, [], [0.02]);
+      const xz = typed('xz', DT.UINT8, [], [int(q, 100, 150)]);
+      const xq = b.node('QuantizeLinear', [s.x, xs, xz])[0];
+      const attrs = { kernel_shape: [k, k], strides: [st, st], pads };
+      if (kind === 'qlinearconv') {
+        const w = typed('qw', DT.INT8, [cout, s.c, k, k], Array.from({ length: cout * s.c * k * k }, () => int(q, -60, 60)));
+        const ws = b.constant(`ws_${tag}`, [], [0.01]);
+        const wz = typed('wz', DT.INT8, [], [0]);
+        const ys = b.constant(`ys_${tag}`, [], [0.05]);
+        const yz = typed('yz', DT.UINT8, [], [128]);
+        const bias = typed('qb', DT.INT32, [cout], Array.from({ length: cout }, () => int(q, -500, 500)));
+        const y = b.node('QLinearConv', [xq, xs, xz, w, ws, wz, ys, yz, bias], attrs)[0];
+        [s.x] = b.node('DequantizeLinear', [y, ys, yz]);
+      } else {
+        const w = typed('iw', DT.UINT8, [cout, s.c, k, k], Array.from({ length: cout * s.c * k * k }, () => int(q, 100, 156)));
+        const wz = typed('iwz', DT.UINT8, [], [128]);
+        const y = b.node('ConvInteger', [xq, w, xz, wz], attrs)[0];
+        const f = b.node('Cast', [y], { to: DT.FLOAT })[0];
+        [s.x] = b.node('Mul', [f, b.constant(`is_${tag}`, [], [0.0002])]);
+      }
+      desc.push(`QuantizeLinear -> ${kind === 'qlinearconv' ? 'QLinearConv -> DequantizeLinear' : 'ConvInteger -> Cast -> Mul'} k${k} s${st} pads ${pads} -> ${cout}x${oh}x${ow}`);
+      Object.assign(s, { c: cout, h: oh, w: ow });
+      return true;
+    }
+    case 'd2s': {
+      if (s.h * s.w > 600) return false;
+      const bs = 2;
+      const c2 = int(q, 1, 3);
+      const y = b.conv(s.x, s.c, c2 * bs * bs, 1, { name: `d2s_conv_${tag}` });
+      const mode = pick(q, ['DCR', 'CRD']);
+      [s.x] = b.node('DepthToSpace', [y], { blocksize: bs, mode });
+      desc.push(`Conv 1x1 -> DepthToSpace ${mode} 2 -> ${c2}x${s.h * 2}x${s.w * 2}`);
+      Object.assign(s, { c: c2, h: s.h * 2, w: s.w * 2 });
+      return true;
+    }
+    case 's2d': {
+      if (s.h % 2 || s.w % 2 || s.h / 2 < min || s.w / 2 < min) return false;
+      [s.x] = b.node('SpaceToDepth', [s.x], { blocksize: 2 });
+      desc.push(`SpaceToDepth 2 -> ${s.c * 4}x${s.h / 2}x${s.w / 2}`);
+      Object.assign(s, { c: s.c * 4, h: s.h / 2, w: s.w / 2 });
+      return true;
+    }
+    case 'padMode': {
+      const mode = pick(q, ['reflect', 'edge']);
+      const lim = (d: number) => Math.min(3, mode === 'reflect' ? d - 1 : 3);
+      const p = [0, 0, int(q, 0, lim(s.h)), int(q, 0, lim(s.w)), 0, 0, int(q, 0, lim(s.h)), int(q, 0, lim(s.w))];
+      [s.x] = b.node('Pad', [s.x, i64('ppads', p)], { mode });
+      desc.push(`Pad ${mode} ${p}`);
+      Object.assign(s, { h: s.h + p[2] + p[6], w: s.w + p[3] + p[7] });
+      return true;
+    }
+    case 'bool': {
+      const m = b.node('Greater', [s.x, b.constant(`bz_${tag}`, [], [0])])[0];
+      [s.x] = b.node('Where', [m, s.x, b.node('Mul', [s.x, b.constant(`bk_${tag}`, [], [0.1])])[0]]);
+      desc.push('Where(x > 0, x, 0.1 x)');
+      return true;
+    }
+    default: {
+      const [y, sc, zp] = b.node('DynamicQuantizeLinear', [s.x], {}, { outputs: 3 });
+      [s.x] = b.node('DequantizeLinear', [y, sc, zp]);
+      desc.push('DynamicQuantizeLinear -> DequantizeLinear');
+      return true;
+    }
+  }
 }
 
 /** ReduceMean/Sum/Max over H and W (axes spelled several ways), as an attribute or an input by opset. */
@@ -281,10 +533,23 @@ export function randomCase(seed: number, opts: RandomCaseOptions = {}): RandomCa
   };
   let added = 0;
   const outputs = new Set<string>();
+  // Patterns draw from their own generator too.
+  const pq = mulberry32(seed * 15485863 + 11);
+  const kinds = opts.patternKinds ?? PATTERN_KINDS;
+  const hist: State[] = [];
+  let patterns = 0;
+  const pattern = () => {
+    for (let t = 0; t < 6; t++) {
+      hist.push({ ...s });
+      if (addPattern(b, pq, s, desc, opset, shape[0], hist, kinds, `${patterns}`, opts.minSide)) { patterns++; return; }
+    }
+  };
   for (let tries = 0; added < n && tries < 20; tries++) {
     const before = { ...s };
+    if (opts.patterns && pq() < opts.patterns) pattern();
     if (addOp(b, r, s, desc, opset, opts.minSide)) {
       added++;
+      if (opts.patterns) hist.push({ ...s });
       // Not of the model input: a reduction of it has no group to run in.
       if (wantReductions && opts.late && added > 1 && q() < opts.late) addLateGate(b, q, s, before, desc, opset, `${mids++}`);
       if (opts.midOutput && q() < opts.midOutput && !outputs.has(s.x)) { outputs.add(s.x); b.output(s.x); desc.push('(an output too)'); }
@@ -296,6 +561,7 @@ export function randomCase(seed: number, opts: RandomCaseOptions = {}): RandomCa
     if (added === 0) { [s.x] = b.node('Relu', [s.x]); desc.push('Relu'); }
     while (mids < (opts.minReductions ?? 0)) mid();
   }
+  for (let t = 0; patterns < (opts.minPatterns ?? 0) && t < 10; t++) pattern();
   if (wantReductions && q() < (opts.head ?? 0)) addHead(b, q, s, desc, opset, outputs);
   else if (!outputs.has(s.x)) b.output(s.x);
   return { bytes: b.build(), shape, desc, out: [s.h, s.w] };

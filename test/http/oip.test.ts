@@ -10,7 +10,12 @@ import {
   modelMetadata,
   parseInferRequest,
   topK,
+  inputTensor,
+  tensorOutput,
+  OIP_TO_DTYPE,
+  type TensorDatatype,
 } from '../../src/http/oip.ts';
+import { bfloat16ToFloat, dtypeOf, floatToBfloat16, floatToHalf, halfToFloat, makeTensor, type TensorData } from '../../src/tensor/dtype.ts';
 
 const json = (obj: unknown) => Buffer.from(JSON.stringify(obj));
 const f32 = (xs: number[]) => Float32Array.from(xs);
@@ -215,9 +220,9 @@ describe('parseInferRequest: 400 cases', () => {
     // trailing unclaimed bytes
     b = binaryBody(hdr, fp32Bytes([1, 2, 3]));
     assert400(() => parseInferRequest(b.body, b.headers), /4 bytes not claimed/);
-    // non-FP32 binary
-    b = binaryBody({ inputs: [{ name: 'x', shape: [2], datatype: 'INT32', parameters: { binary_data_size: 8 } }] }, fp32Bytes([1, 2]));
-    assert400(() => parseInferRequest(b.body, b.headers), /input "x"/, /binary data is supported only for FP32, got INT32/);
+    // BYTES inputs are not numeric tensors
+    b = binaryBody({ inputs: [{ name: 'x', shape: [1], datatype: 'BYTES', parameters: { binary_data_size: 8 } }] }, fp32Bytes([1, 2]));
+    assert400(() => parseInferRequest(b.body, b.headers), /input "x"/, /binary data is supported only for .*FP32.*, got BYTES/);
     // invalid size value
     b = binaryBody({ inputs: [{ name: 'x', shape: [2], datatype: 'FP32', parameters: { binary_data_size: -8 } }] }, fp32Bytes([1, 2]));
     assert400(() => parseInferRequest(b.body, b.headers), /input "x"/, /binary_data_size must be a non-negative integer/);
@@ -320,5 +325,108 @@ describe('topK', () => {
     assert.equal(r[0]!.label, undefined);
     assert.ok(Number.isFinite(r[0]!.score) && Math.abs(r[0]!.score + r[1]!.score - 1) < 1e-12);
     assert.deepEqual(topK(f32([1, 2]), 0), []);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Every model datatype, in JSON and in the binary extension
+
+/** Values of each datatype, extremes included (FP16/BF16 as bits, BOOL as bytes). */
+const SAMPLES: Record<TensorDatatype, { data: TensorData; json: unknown[] }> = {
+  FP32: { data: f32([1.5, -2, 3.4028234663852886e38, 1e-45]), json: [1.5, -2, 3.4028234663852886e38, 1e-45] },
+  FP16: { data: Uint16Array.from([0x3e00, 0xc000, 0x7bff, 0x0001]), json: [1.5, -2, 65504, 2 ** -24] },
+  BF16: { data: Uint16Array.from([0x3fc0, 0xc000, 0x7f7f, 0x0001]), json: [1.5, -2, bfloat16ToFloat(0x7f7f), bfloat16ToFloat(1)] },
+  INT8: { data: Int8Array.from([-128, 127, 0, -1]), json: [-128, 127, 0, -1] },
+  UINT8: { data: Uint8Array.from([0, 255, 7, 1]), json: [0, 255, 7, 1] },
+  INT32: { data: Int32Array.from([-(2 ** 31), 2 ** 31 - 1, 0, -5]), json: [-(2 ** 31), 2 ** 31 - 1, 0, -5] },
+  INT64: { data: BigInt64Array.from([-(2n ** 53n), 2n ** 53n, 0n, -5n]), json: [-(2 ** 53), 2 ** 53, 0, -5] },
+  BOOL: { data: Uint8Array.from([1, 0, 0, 1]), json: [true, false, false, true] },
+};
+const DATATYPES = Object.keys(SAMPLES) as TensorDatatype[];
+const bits = (d: TensorData) => Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+
+describe('OIP datatypes: every model dtype in and out', () => {
+  for (const dt of DATATYPES) {
+    const { data, json: values } = SAMPLES[dt];
+    it(`${dt}: JSON and binary requests give the tensor in its own dtype, bit for bit`, () => {
+      const fromJson = parseInferRequest(json({ inputs: [{ name: 'x', shape: [2, 2], datatype: dt, data: values }] }), {});
+      const fromClient = parseInferRequest(encodeInferRequest({ inputs: [{ name: 'x', shape: [2, 2], datatype: dt, data }] }).body, {});
+      const b = encodeInferRequest({ inputs: [{ name: 'x', shape: [2, 2], datatype: dt, data }] }, { binary: true });
+      const fromBinary = parseInferRequest(b.body, b.headers);
+      for (const [how, r] of [['json', fromJson], ['client json', fromClient], ['binary', fromBinary]] as const) {
+        const t = r.inputs[0]!.tensor!;
+        assert.ok(t, `${how}: no tensor`);
+        assert.equal(dtypeOf(t), OIP_TO_DTYPE[dt], how);
+        assert.deepEqual(t.dims, [2, 2], how);
+        assert.ok(bits(t.data).equals(bits(data)), `${how}: ${dt} bits`);
+        assert.equal(r.inputs[0]!.datatype, dt);
+      }
+      // The binary section holds exactly the native element size (BOOL: one byte).
+      assert.equal(fromBinary.inputs[0]!.parameters.binary_data_size, data.byteLength);
+      assert.equal(fromBinary.inputs[0]!.binary, true);
+    });
+
+    it(`${dt}: responses round-trip through JSON and binary`, () => {
+      const t = makeTensor(OIP_TO_DTYPE[dt], [1, 4], data);
+      const out = tensorOutput('y', t);
+      assert.equal(out.datatype, dt);
+      for (const binary of [false, true]) {
+        const enc = encodeInferResponse({ model_name: 'm', outputs: [out] }, { binary });
+        const dec = decodeInferResponse(enc.body, enc.headers).outputs[0]!;
+        assert.equal(dec.datatype, dt);
+        assert.deepEqual(dec.shape, [1, 4]);
+        assert.ok(dec.tensor && bits(dec.tensor.data).equals(bits(data)), `${binary ? 'binary' : 'json'} ${dt} bits`);
+        if (binary) assert.equal((JSON.parse(enc.body.subarray(0, Number(enc.headers['inference-header-content-length'])).toString()) as { outputs: { parameters: { binary_data_size: number } }[] }).outputs[0]!.parameters.binary_data_size, data.byteLength);
+        else assert.deepEqual((JSON.parse(enc.body.toString()) as { outputs: { data: unknown[] }[] }).outputs[0]!.data, dt === 'FP32' ? values.map((v) => Number(Math.fround(v as number).toPrecision(9))) : values);
+      }
+    });
+  }
+
+  it('FP16 and BF16 JSON values round to nearest even; the float32 view is exact', () => {
+    const r = parseInferRequest(json({ inputs: [
+      { name: 'h', shape: [3], datatype: 'FP16', data: [1 + 2 ** -11, 1 + 3 * 2 ** -11, 0.1] },
+      { name: 'b', shape: [2], datatype: 'BF16', data: [1 + 2 ** -8, 0.1] },
+    ] }), {});
+    assert.deepEqual([...(r.inputs[0]!.tensor!.data as Uint16Array)], [0x3c00, 0x3c02, floatToHalf(0.1)]);
+    assert.deepEqual([...r.inputs[0]!.data], [1, 1 + 2 ** -9, halfToFloat(floatToHalf(0.1))]);
+    assert.deepEqual([...(r.inputs[1]!.tensor!.data as Uint16Array)], [0x3f80, floatToBfloat16(0.1)]);
+  });
+
+  it('INT64 outputs are written as exact digits in JSON; binary carries the full range', () => {
+    const data = BigInt64Array.from([-(2n ** 63n), 2n ** 63n - 1n, 12345678901234567n]);
+    const enc = encodeInferResponse({ model_name: 'm', id: 'r1', outputs: [tensorOutput('ids', makeTensor('int64', [3], data))] });
+    assert.match(enc.body.toString(), /"data":\[-9223372036854775808,9223372036854775807,12345678901234567\]/);
+    const bin = encodeInferResponse({ model_name: 'm', outputs: [tensorOutput('ids', makeTensor('int64', [3], data))] }, { binary: true });
+    assert.deepEqual([...(decodeInferResponse(bin.body, bin.headers).outputs[0]!.tensor!.data as BigInt64Array)], [...data]);
+    const req = encodeInferRequest({ inputs: [{ name: 'x', shape: [3], data }] }, { binary: true });
+    assert.deepEqual([...(parseInferRequest(req.body, req.headers).inputs[0]!.tensor!.data as BigInt64Array)], [...data]);
+  });
+
+  it('rejects bad values per datatype, naming the input', () => {
+    assert400(() => parseInferRequest(json({ inputs: [{ name: 'h', shape: [1], datatype: 'FP16', data: [70000] }] }), {}), /input "h"/, /not a valid FP16/);
+    assert400(() => parseInferRequest(json({ inputs: [{ name: 'i', shape: [1], datatype: 'INT64', data: [2 ** 63] }] }), {}), /input "i"/, /not a valid INT64/);
+    assert400(() => parseInferRequest(json({ inputs: [{ name: 'i', shape: [1], datatype: 'INT8', data: [128] }] }), {}), /not a valid INT8/);
+    const b = binaryBody({ inputs: [{ name: 'm', shape: [3], datatype: 'BOOL', parameters: { binary_data_size: 3 } }] }, Buffer.from([1, 2, 0]));
+    assert400(() => parseInferRequest(b.body, b.headers), /input "m"/, /element 1 is byte 2, not a valid BOOL/);
+    const h = binaryBody({ inputs: [{ name: 'h', shape: [3], datatype: 'FP16', parameters: { binary_data_size: 8 } }] }, Buffer.alloc(8));
+    assert400(() => parseInferRequest(h.body, h.headers), /input "h"/, /binary_data_size is 8 bytes but shape \[3\] of FP16 needs 6/);
+  });
+
+  it("inputTensor: the model's dtype, or a 400 naming the input, the expected and the given datatype", () => {
+    const r = parseInferRequest(json({ inputs: [{ name: 'image', shape: [1, 2], datatype: 'FP16', data: [1, 2] }] }), {});
+    assert.deepEqual([...(inputTensor(r.inputs[0]!, 'float16').data as Uint16Array)], [0x3c00, 0x4000]);
+    assert.throws(() => inputTensor(r.inputs[0]!, 'float32'), (e: unknown) => {
+      assert.ok(e instanceof HttpError);
+      assert.equal(e.status, 400);
+      assert.match(e.message, /input "image": datatype FP16 does not match the model's input, which is FP32/);
+      assert.deepEqual(e.details, { input: 'image', expected: 'FP32', given: 'FP16' });
+      return true;
+    });
+    const wide = parseInferRequest(json({ inputs: [{ name: 'x', shape: [1], datatype: 'FP64', data: [1] }] }), {});
+    assert.equal(wide.inputs[0]!.tensor, undefined);
+    assert400(() => inputTensor(wide.inputs[0]!, 'float32'), /input "x": datatype FP64 does not match the model's input, which is FP32/);
+    // Non-FP32 inputs still offer their values as float32 (FP32 models read `data`).
+    const i = parseInferRequest(json({ inputs: [{ name: 'x', shape: [2], datatype: 'INT64', data: [-3, 4] }] }), {});
+    assert.deepEqual([...i.inputs[0]!.data], [-3, 4]);
   });
 });

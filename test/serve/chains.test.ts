@@ -18,7 +18,7 @@ import { MemoryStore } from '../../src/store/memory-store.ts';
 import { FsStore } from '../../src/store/fs-store.ts';
 import { StoreError } from '../../src/store/object-store.ts';
 import type { Chain, GroupStage, MasterStage, Plan } from '../../src/plan/schema.ts';
-import type { FloatTensor } from '../../src/runtime/ort.ts';
+import type { FloatTensor, Tensor } from '../../src/runtime/ort.ts';
 import { InProcessStack } from '../helpers/in-process.ts';
 import { randomCase, type RandomCase } from '../helpers/random-models.ts';
 
@@ -48,7 +48,7 @@ async function fsStack(maxWorkers: number): Promise<InProcessStack> {
 }
 
 /** Every output equals monolithic ORT within 1e-4 of its scale. */
-async function expectEqual(bytes: Uint8Array, plan: Plan, x: FloatTensor, outputs: Record<string, FloatTensor>, ctx: string) {
+async function expectEqual(bytes: Uint8Array, plan: Plan, x: FloatTensor, outputs: Record<string, Tensor>, ctx: string) {
   const ref = await monolithic(bytes, x, plan.input.name);
   for (const o of plan.outputs) {
     assert.ok(outputs[o.name], `${ctx}: output ${o.name} missing`);

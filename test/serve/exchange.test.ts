@@ -5,6 +5,7 @@ import { planModel } from '../../src/planner/plan.ts';
 import { buildRoutes, exchangeBytes, segmentRange, tileSource, workerReader } from '../../src/serve/bundles.ts';
 import { chainsFor } from '../../src/planner/chains.ts';
 import { decodeSegment, decodeTensor, encodeBundle, encodeTensor } from '../../src/serve/tile-codec.ts';
+import { asFloat32 } from '../../src/runtime/ort.ts';
 import { TileFormatError } from '../../src/serve/errors.ts';
 import { estimateCost, FC_PRICING } from '../../src/serve/cost.ts';
 import { loadConfig, ConfigError } from '../../src/config.ts';
@@ -125,7 +126,7 @@ describe('tile codec', () => {
     const buf = encodeTensor(t, { y0: 4, y1: 7, x0: 0, x1: 5 });
     const { tensor, header } = decodeTensor(buf, 'k');
     assert.deepEqual(tensor.dims, t.dims);
-    assert.deepEqual(Array.from(tensor.data), Array.from(t.data));
+    assert.deepEqual(Array.from(asFloat32(tensor, 'k').data), Array.from(t.data));
     assert.deepEqual(header.region, { y0: 4, y1: 7, x0: 0, x1: 5 });
     const bad = Buffer.from(buf);
     bad[bad.length - 1] ^= 0xff;

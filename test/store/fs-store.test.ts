@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { FS_STORE_TMP_MARKER, FsStore } from '../../src/store/fs-store.ts';
+import { FS_STORE_TMP_DIR, FS_STORE_TMP_MARKER, FsStore } from '../../src/store/fs-store.ts';
 import { InvalidKeyError, ObjectNotFoundError, StoreError } from '../../src/store/errors.ts';
 import { runObjectStoreContract } from './contract.ts';
 
@@ -40,7 +40,8 @@ describe('FsStore specifics', () => {
       assert.ok(existsSync(dir), 'root is never removed');
       await s.delete(['job/keep']);
       assert.ok(existsSync(dir), 'root is never removed');
-      assert.deepEqual(await readdir(dir), []);
+      assert.deepEqual((await readdir(dir)).filter((n) => n !== FS_STORE_TMP_DIR), [], 'only the (empty) temp folder remains');
+      assert.deepEqual(await readdir(join(dir, FS_STORE_TMP_DIR)), []);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -154,6 +155,39 @@ describe('FsStore specifics', () => {
       assert.ok(seen.size >= 2, 'reader observed several versions');
       const leftovers = (await readdir(join(dir, 'hot'))).filter((n) => n.includes(FS_STORE_TMP_MARKER));
       assert.deepEqual(leftovers, [], 'no temp files left behind');
+      assert.deepEqual(await readdir(join(dir, FS_STORE_TMP_DIR)), [], 'the temp folder is empty');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('removes temp files of dead writers, keeps live ones, and prunes what they kept alive', async () => {
+    const dir = await tempRoot();
+    try {
+      const dead = spawn(process.execPath, ['-e', '']);
+      const deadPid = dead.pid!;
+      await new Promise((r) => dead.on('exit', r));
+      const s = new FsStore(dir, { sweepOnOpen: false });
+      await s.put('requests/r1/input', Buffer.from('x'));
+      const tmp = join(dir, FS_STORE_TMP_DIR);
+      await writeFile(join(tmp, `${deadPid}.1.abcd.b-s0t0`), 'killed mid-put');
+      await writeFile(join(tmp, `${process.pid}.99.abcd.b-s0t1`), 'still being written');
+      const old = join(tmp, `${process.pid}.98.abcd.b-s0t2`);
+      await writeFile(old, 'pid reused long ago');
+      await utimes(old, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+      // An older FsStore wrote temp files next to their objects.
+      await mkdir(join(dir, 'requests', 'r2'), { recursive: true });
+      await writeFile(join(dir, 'requests', 'r2', `b-x${FS_STORE_TMP_MARKER}${deadPid}.3.abcd`), 'legacy');
+      assert.equal(await s.sweepTemp(), 3);
+      assert.deepEqual(await readdir(tmp), [`${process.pid}.99.abcd.b-s0t1`]);
+      assert.deepEqual(await readdir(join(dir, 'requests')), ['r1'], 'the folder only a temp file kept is gone');
+      assert.deepEqual(await s.list(''), ['requests/r1/input']);
+      // Opening a store sweeps by itself (once per root and process).
+      await writeFile(join(tmp, `${deadPid}.2.abcd.b-s1t0`), 'killed mid-put');
+      new FsStore(dir);
+      const swept = async () => !(await readdir(tmp)).some((n) => n.startsWith(`${deadPid}.`));
+      for (let i = 0; i < 50 && !(await swept()); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(await swept(), 'the new store removed the dead writer\'s temp file');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -104,3 +104,20 @@ describe('combinePartials: the reduction from the cells in worker order', () => 
     }
   });
 });
+
+describe('partials of float16 and bfloat16 maps', () => {
+  it('are float32 sums and maxima of the exact values', async () => {
+    const { floatToHalf, floatToBfloat16, halfToFloat } = await import('../../src/tensor/dtype.ts');
+    const v = [0.1, -2.5, 3.3, 65504, -0.001, 7];
+    const h = { dtype: 'float16' as const, dims: [1, 2, 1, 3], data: Uint16Array.from(v.map(floatToHalf)) };
+    const exact = v.map((x) => halfToFloat(floatToHalf(x)));
+    assert.deepEqual(arr(partialOf(h, 'sum')), [Math.fround(exact[0] + exact[1] + exact[2]), Math.fround(exact[3] + exact[4] + exact[5])]);
+    assert.deepEqual(arr(partialOf(h, 'max')), [exact[2], exact[3]]);
+    const b = { dtype: 'bfloat16' as const, dims: [1, 1, 1, 2], data: Uint16Array.from([1.5, 2.25].map(floatToBfloat16)) };
+    assert.deepEqual(arr(partialOf(b, 'sum')), [3.75]);
+  });
+
+  it('integer maps are refused', () => {
+    assert.throws(() => partialOf({ dtype: 'int8', dims: [1, 1, 1, 1], data: Int8Array.from([1]) }, 'sum'), /distributed reductions take float maps, not int8/);
+  });
+});
