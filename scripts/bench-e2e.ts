@@ -19,7 +19,7 @@ import { randomTensor } from '../src/tensor/random.ts';
 import { runCli, UsageError } from '../src/cli/common.ts';
 import { requestCostSchema, type RequestCost } from '../src/serve/cost-report.ts';
 import type { Plan } from '../src/plan/schema.ts';
-import { startRedis, type RedisServer } from '../test/helpers/redis.ts';
+import { startRedis, type RedisServer } from '../src/bench/redis-server.ts';
 
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mb = (b: number) => (b / 1048576).toFixed(1);

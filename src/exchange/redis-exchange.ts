@@ -38,7 +38,8 @@ export class RedisExchangeBackend implements ExchangeBackend {
   private readonly idle: Redis[] = [];
   private readonly all = new Set<Redis>();
   private closed = false;
-  lastError?: Error;
+  /** The connections' last error event: why commands fail while ioredis reconnects. */
+  private lastError?: Error;
 
   constructor(readonly opts: RedisExchangeOptions) {
     this.client = this.connect();
@@ -70,8 +71,13 @@ export class RedisExchangeBackend implements ExchangeBackend {
     try {
       return await f(this.client);
     } catch (e) {
-      throw new ExchangeError(`Redis exchange: ${what} ${key} failed: ${(e as Error).message}`, { key, cause: e });
+      throw new ExchangeError(`Redis exchange: ${what} ${key} failed: ${this.why(e)}`, { key, cause: e });
     }
+  }
+
+  private why(e: unknown): string {
+    const m = (e as Error).message;
+    return this.lastError && !m.includes(this.lastError.message) ? `${m} (last connection error: ${this.lastError.message})` : m;
   }
 
   /** A connection of its own for one blocking command (a blocked connection serves nobody else). */
@@ -80,7 +86,7 @@ export class RedisExchangeBackend implements ExchangeBackend {
     try {
       return await f(c);
     } catch (e) {
-      throw new ExchangeError(`Redis exchange: waiting for ${key} failed: ${(e as Error).message}`, { key, cause: e });
+      throw new ExchangeError(`Redis exchange: waiting for ${key} failed: ${this.why(e)}`, { key, cause: e });
     } finally {
       // Kept for the next wait, up to a worker's usual fan-in; more are closed.
       if (this.closed || this.idle.length >= MAX_IDLE_BLOCKING) { this.all.delete(c); c.disconnect(); } else this.idle.push(c);

@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config.ts';
 import { makeExchange } from '../../src/serve/deps.ts';
 import { requestPrefix } from '../../src/serve/keys.ts';
 import { runExchangeContract } from './contract.ts';
-import { skipWithoutRedis, startRedis, type RedisServer } from '../helpers/redis.ts';
+import { skipWithoutRedis, startRedis, type RedisServer } from '../../src/bench/redis-server.ts';
 
 // The Redis exchange against a real redis-server: the same contract as the object store's, plus
 // what is Redis's own (keys deleted per request, TTLs, the input left in the object store).

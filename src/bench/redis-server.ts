@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { Redis } from 'ioredis';
 
-/** A real redis-server in a temp dir on a free loopback port (no persistence), for tests. */
+/** A real redis-server in a temp dir on a free loopback port (no persistence), for tests and benchmarks. */
 export interface RedisServer {
   url: string;
   port: number;
