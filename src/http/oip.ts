@@ -628,7 +628,7 @@ export function encodeInferRequest(
   const inputs = req.inputs.map((i) => {
     const datatype = i.datatype ?? datatypeOfData(i.data);
     const dtype = OIP_TO_DTYPE[datatype];
-    if (!(i.data instanceof allocate(dtype, 0).constructor)) throw new TypeError(`input "${i.name}": ${datatype} data must be a ${allocate(dtype, 0).constructor.name}`);
+    makeTensor(dtype, [i.data.length], i.data); // the array must be the datatype's (the shape is the caller's: tests send wrong ones)
     if (opts.binary) {
       const bytes = tensorBytes(i.data);
       chunks.push(bytes);

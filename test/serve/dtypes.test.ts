@@ -44,6 +44,21 @@ function float16Net(): Uint8Array {
   return halfInitializers(b.build(), (n) => n.startsWith('h_'));
 }
 
+/** float32 in; a float16 squeeze-and-excitation block: the global pool of a float16 map is reduced by the workers. */
+function float16SeNet(): Uint8Array {
+  const b = new GraphBuilder({ name: 'f16se', opset: 17, seed: 7 });
+  const x = b.input('input', ['N', 3, 'H', 'W']);
+  const h0 = b.node('Cast', [b.relu(b.conv(x, 3, 8, 3, { pads: [1, 1, 1, 1], name: 'c0' }))], { to: DataType.FLOAT16 })[0];
+  const a = b.node('Relu', [b.conv(h0, 8, 8, 3, { pads: [1, 1, 1, 1], name: 'h_c1' })], {}, { outputNames: ['a'] })[0];
+  const pooled = b.node('GlobalAveragePool', [a], {}, { outputNames: ['pooled'] })[0];
+  const gate = b.node('Sigmoid', [b.conv(b.relu(b.conv(pooled, 8, 4, 1, { name: 'h_se1' })), 4, 8, 1, { name: 'h_se2' })])[0];
+  const y = b.node('Mul', [a, gate], {}, { outputNames: ['scaled'] })[0];
+  const z = b.conv(y, 8, 4, 3, { pads: [1, 1, 1, 1], name: 'h_c2' });
+  b.node('Cast', [z], { to: DataType.FLOAT }, { outputNames: ['output'] });
+  b.output('output', ['N', 4, 'H', 'W']);
+  return halfInitializers(b.build(), (n) => n.startsWith('h_'));
+}
+
 /** Rewrites float32 initializer `name` as int8 (raw_data, as exporters write it). */
 function int8Initializer(bytes: Uint8Array, name: string): Uint8Array {
   const m = decodeModel(bytes);
@@ -131,6 +146,23 @@ describe('dtypes across tile and stage boundaries, served end to end', () => {
       expectClose(ref, got, plan, ctx);
     });
   }
+
+  it('a float16 SE block: workers reduce float16 cells in float32 and feed the gate float16', async () => {
+    const bytes = float16SeNet();
+    const shape = [2, 3, 13, 11];
+    const planned = planModel(bytes, { inputShape: shape, grid: { rows: 2, cols: 2 } });
+    const { plan } = planned;
+    const ctx = `float16 SE net: stages ${plan.stages.map((s) => `${s.kind}${s.kind === 'master' && s.reduce ? '(reduce)' : ''}[${s.outputs.map((o) => `${o.name}:${o.dtype ?? 'float32'}`)}]`).join(' ')} chains ${JSON.stringify(plan.chains)}`;
+    const reduce = plan.stages.find((s) => s.kind === 'master' && s.reduce && plan.chains.some((c) => c.stages.includes(s.id)));
+    assert.ok(reduce, `${ctx}: no in-chain reduction`);
+    const { got, local, ref } = await serve(bytes, plan, planned.subModels, shape, 6);
+    // ORT pools the whole map, the workers sum their cells: the float16 pooled value may differ
+    // by a float16 rounding, so the check is at float16's precision here.
+    for (const [what, want] of [['in-process executor', local], ['monolithic ORT', ref]] as const) {
+      const c = compareTensors(want.output, got.output);
+      assert.ok(c.maxAbsDiff <= 2 ** -10 * Math.max(1, c.maxRef), `${ctx}: vs ${what} maxAbsDiff ${c.maxAbsDiff} (max |ref| ${c.maxRef})`);
+    }
+  });
 
   it('a quantized network: an int8 map crossing a boundary equals monolithic ORT', async () => {
     const bytes = int8Net();
