@@ -14,6 +14,10 @@ const STEERING: Record<string, number[]> = { Resize: [1, 2, 3], Upsample: [1] };
  *
  * Only chains whose every consumer is another folded node or a steering input are folded: a
  * Reshape reading Shape(x)[0] (the batch) must keep computing it, since plans are batch-agnostic.
+ * (A Resize left on the master then reads sizes with the plan's batch: plan for the batch you run.)
+ *
+ * Nodes computed from constants alone (a QDQ model's DequantizeLinear of its weights) leave the
+ * node list too, into `derived`: sub-models copy them next to their readers (planner/submodel.ts).
  */
 export function analyzeGraph(g: IrGraph, inputShapes: Record<string, number[]>): { graph: IrGraph; info: ShapeInfo } {
   const info = inferShapes(g, inputShapes);

@@ -1,4 +1,4 @@
-import { DataType, toNum, type ModelProto } from '../onnx/model-io.ts';
+import { DataType } from '../onnx/model-io.ts';
 import type { IrGraph, IrNode } from './ir.ts';
 import type { DType } from '../tensor/dtype.ts';
 
@@ -81,23 +81,3 @@ export function dtypeBytes(elemType: number): number {
   }
 }
 
-/**
- * The coarsest float precision a model computes in: 'float16'/'bfloat16' when it holds such
- * weights or casts to them. ORT computes a float16 op in float32 and rounds the result, and its
- * float32 sums depend on the tile's size by an ulp or so; rounded to float16, a sum that close to
- * a rounding boundary lands one float16 ulp away. Such a model is equal to its tiles up to its
- * own precision, not float32's.
- */
-export function computePrecision(model: ModelProto): 'float32' | 'float16' | 'bfloat16' {
-  const g = model.graph!;
-  const types = new Set<number>();
-  for (const t of g.initializer ?? []) types.add(t.dataType ?? 0);
-  for (const vi of [...(g.input ?? []), ...(g.output ?? []), ...(g.valueInfo ?? [])]) types.add(vi.type?.tensorType?.elemType ?? 0);
-  for (const n of g.node ?? []) {
-    if (n.opType !== 'Cast') continue;
-    const to = (n.attribute ?? []).find((a) => a.name === 'to');
-    if (to) types.add(toNum(to.i));
-  }
-  if (types.has(DataType.BFLOAT16)) return 'bfloat16';
-  return types.has(DataType.FLOAT16) ? 'float16' : 'float32';
-}

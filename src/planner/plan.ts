@@ -246,7 +246,12 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
     const tileFlops = tiles.reduce((a, t) => a + t.flops, 0);
     const bytesPerPos = (t: string) => { const s = info.shapes.get(t)!; return s[0] * s[1] * dtypeBytes(info.types.get(t) ?? DataType.FLOAT); };
     const weights = new Set<string>();
-    for (const n of r.nodes) for (const x of n.inputs) if (graph.constants.has(x)) weights.add(x);
+    // Weights include what derived nodes (a QDQ model's weight DequantizeLinear) read.
+    const addWeights = (x: string) => {
+      if (graph.constants.has(x)) weights.add(x);
+      graph.derived?.get(x)?.inputs.forEach(addWeights);
+    };
+    for (const n of r.nodes) n.inputs.forEach(addWeights);
     const stage: GroupStage = {
       kind: 'group', id, label: `group ${gi}: ${r.nodes[0].label} .. ${r.nodes[r.nodes.length - 1].label}`,
       nodes: r.nodes.map((n) => n.index), grid, inputs: groupInputs, outputs: groupOutputs, runtimePads, tiles,

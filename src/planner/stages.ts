@@ -1,3 +1,4 @@
+import { DataType } from '../onnx/model-io.ts';
 import type { IrGraph, IrNode } from '../graph/ir.ts';
 import type { ShapeInfo } from '../graph/shapes.ts';
 import { classifyNode, type LocalOp } from '../tiling/ops.ts';
@@ -12,6 +13,12 @@ export interface Classified {
   reasons: Map<IrNode, string>;
   /** Constants read as maps (cropped per tile, never live between groups). */
   constants?: ReadonlySet<string>;
+  /**
+   * Tensors no cut may cross: float16/bfloat16 maps (ORT computes a float16 segment in float32
+   * and drops the Cast pairs between its ops, so the whole model never rounds there, while a
+   * group boundary would), DQ outputs and Q inputs (see splitsQdq).
+   */
+  noCut?: ReadonlySet<string>;
 }
 
 export function classifyAll(g: IrGraph, info: ShapeInfo): Classified {
@@ -42,7 +49,15 @@ export function classifyAll(g: IrGraph, info: ShapeInfo): Classified {
       }
     }
   }
-  return { local, reasons, constants: new Set([...g.constants.keys(), ...(g.derived?.keys() ?? [])]) };
+  const noCut = new Set<string>();
+  for (const n of g.nodes) {
+    for (const o of n.outputs) {
+      const t = info.types.get(o);
+      if (t === DataType.FLOAT16 || t === DataType.BFLOAT16 || n.op === 'DequantizeLinear') noCut.add(o);
+    }
+    if (n.op === 'QuantizeLinear') noCut.add(n.inputs[0]);
+  }
+  return { local, reasons, constants: new Set([...g.constants.keys(), ...(g.derived?.keys() ?? [])]), noCut };
 }
 
 /**
@@ -85,12 +100,14 @@ export function formRuns(g: IrGraph, cls: Classified): RawStage[] {
 }
 
 /**
- * Would a cut at tensor `t` split a DequantizeLinear -> op -> QuantizeLinear pattern? ORT fuses
+ * Would a cut at tensor `t` split what ORT computes as one (Classified.noCut), such as a
+ * DequantizeLinear -> op -> QuantizeLinear pattern? ORT fuses
  * those into integer kernels in the whole model; split across groups, the tiles would compute in
  * float and differ by a quantization step. Between Q and DQ is the place to cut (and the
  * smallest tensor to move).
  */
-function splitsQdq(run: RawStage, t: string): boolean {
+function splitsQdq(run: RawStage, t: string, cls: Classified): boolean {
+  if (cls.noCut?.has(t)) return true;
   const producer = run.nodes.find((n) => n.outputs.includes(t));
   if (producer?.op === 'DequantizeLinear') return true;
   return run.nodes.some((n) => n.op === 'QuantizeLinear' && n.inputs[0] === t);
@@ -114,7 +131,7 @@ export function articulationPoints(run: RawStage, cls: Classified): { after: num
   for (let i = 0; i < run.nodes.length - 1; i++) {
     const live = [...lastUse.entries()].filter(([t, last]) => last > i && (firstDef.get(t) ?? -1) <= i);
     const produced = run.nodes[i].outputs[0];
-    if (splitsQdq(run, produced)) continue;
+    if (splitsQdq(run, produced, cls)) continue;
     if (live.length === 1 && live[0][0] === produced) points.push({ after: i, tensor: produced, fanOut: fanOut(produced) });
   }
   return points;
@@ -142,7 +159,7 @@ export function downsamplingCuts(run: RawStage, cls: Classified, info: ShapeInfo
     const op = cls.local.get(next)!;
     if (op.kind !== 'window' || hw(next.outputs[0]) >= hw(next.inputs[0])) continue;
     const live = [...lastUse.entries()].filter(([t, last]) => last > i && (firstDef.get(t) ?? -1) <= i).map(([t]) => t);
-    if (live.some((t) => hw(t) < hw(next.inputs[0]) || splitsQdq(run, t))) continue;
+    if (live.some((t) => hw(t) < hw(next.inputs[0]) || splitsQdq(run, t, cls))) continue;
     out.push({ after: i, live });
   }
   return out;
