@@ -1,13 +1,17 @@
 // npm run load -- [--clients 8] [--seconds 60] [--warmup 5] [--model resnet18] [--batch 1] [--backoff-ms N]
-//                 [--no-check] [any setting of src/config.ts, e.g. --max-inflight 4 --max-queue 4 --api-keys K]
+//                 [--rss-every 15] [--no-check] [--kill-worker-every MS]
+//                 [any setting of src/config.ts, e.g. --max-inflight 4 --max-queue 4]
 //
 // Load and soak on the loopback local stack, started here (temporary data directory, 127.0.0.1,
 // a free port) and stopped at the end. N closed-loop clients send binary OIP v2 requests for
 // the given seconds; each answer is compared with monolithic ORT on the same input. Prints
 // throughput, latency percentiles of the successful requests, errors by kind, refusals (503 with
 // Retry-After, counted apart from errors), objects left under requests/ in the store, and the
-// RSS of every function process after warm-up and at the end (from /proc/<pid>/status), then
-// one JSON line with all of it.
+// RSS of every function process after warm-up, every --rss-every seconds, and at the end (from
+// /proc/<pid>/status), then one JSON line with all of it. Function logs default to LOG_LEVEL=warn.
+// --kill-worker-every MS SIGKILLs a random worker instance (a busy one when there is one) that
+// often during the measured seconds: the chaos run of the reliability targets.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,6 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../src/config.ts';
 import { startLocalStack, withEmulatorDefaults, type LocalStack } from '../src/serve/stack.ts';
 import { runCli, UsageError } from '../src/cli/common.ts';
+import { startKiller } from '../src/bench/chaos.ts';
 import { envFromArgs } from '../src/cli/config-args.ts';
 import { decodeInferResponse, encodeInferRequest } from '../src/http/oip.ts';
 import { compareTensors, randomTensor } from '../src/tensor/random.ts';
@@ -31,6 +36,8 @@ const OWN = {
   batch: { type: 'string', default: '1' },
   'backoff-ms': { type: 'string' },
   'no-check': { type: 'boolean', default: false },
+  'rss-every': { type: 'string', default: '15' },
+  'kill-worker-every': { type: 'string' },
 } as const;
 const INPUTS = 4;
 
@@ -79,6 +86,15 @@ function processRss(stack: LocalStack): ProcRss[] {
   return out;
 }
 
+/** The model file the plan was made for (sha256 in the plan), to compute reference answers; undefined if it is not at `path`. */
+async function referenceModel(stack: LocalStack, planKey: string | undefined, path: string | undefined): Promise<Buffer | undefined> {
+  if (!path || !planKey) return undefined;
+  const bytes = await readFile(path).catch(() => undefined);
+  if (!bytes) return undefined;
+  const plan = JSON.parse((await stack.store.get(planKey)).toString('utf8')) as { model?: { sha256?: string } };
+  return plan.model?.sha256 === createHash('sha256').update(bytes).digest('hex') ? bytes : undefined;
+}
+
 interface Outcome { ok: boolean; ms: number; kind: string; wrong?: boolean; retryAfterS?: number }
 
 runCli(async () => {
@@ -91,10 +107,12 @@ runCli(async () => {
   // Refused requests wait their Retry-After (jittered), as a polite client does, or --backoff-ms.
   const backoffMs = values['backoff-ms'] === undefined ? undefined : bounded('backoff-ms', values['backoff-ms'], 0, 60_000);
   const check = !values['no-check'];
+  const rssEvery = bounded('rss-every', values['rss-every'], 1, 3600);
+  const killEvery = values['kill-worker-every'] === undefined ? undefined : bounded('kill-worker-every', values['kill-worker-every'], 50, 3_600_000);
 
   const dir = await mkdtemp(join(tmpdir(), 'fc-load-'));
   // Loopback only, a free port, a throwaway store: flags may change anything else.
-  const env = { ...process.env, ...envFromArgs(configArgs), HOST: '127.0.0.1', PORT: '0', DATA_DIR: dir };
+  const env = { LOG_LEVEL: 'warn', ...process.env, ...envFromArgs(configArgs), HOST: '127.0.0.1', PORT: '0', DATA_DIR: dir };
   const config = loadConfig(withEmulatorDefaults(env));
   const key = config.apiKeys[0];
   console.log(`starting the local stack (store ${config.store}, invoker ${config.invoker}, MAX_INFLIGHT ${config.maxInflight}, MAX_QUEUE ${config.maxQueue}, REQUEST_TIMEOUT_MS ${config.requestTimeoutMs}${key ? ', API keys on' : ''})`);
@@ -103,7 +121,9 @@ runCli(async () => {
     const entry = stack.registry.models.find((m) => m.name === values.model);
     if (!entry) throw new UsageError(`unknown --model ${values.model}; served: ${stack.registry.models.map((m) => m.name).join(', ')}`);
     const shape = [batch, ...entry.inputShape.slice(1)];
-    const modelBytes = check ? await readFile(config.modelPath) : undefined;
+    if (shape.some((d) => d < 0)) throw new UsageError(`model ${entry.name} has a dynamic input shape [${entry.inputShape}]: pick one planned for a fixed size`);
+    const modelBytes = check ? await referenceModel(stack, entry.planKey, config.modelPath) : undefined;
+    if (check && !modelBytes) console.log(`answers not checked: ${entry.name} has no published plan made for ${config.modelPath ?? 'MODEL_PATH (unset)'}`);
     const inputs = await Promise.all(Array.from({ length: INPUTS }, async (_, i) => {
       const x = randomTensor(shape, 1000 + i);
       const enc = encodeInferRequest({ inputs: [{ name: entry.inputName, shape, data: x.data }], outputs: [{ name: entry.outputName, parameters: { binary_data: true } }] }, { binary: true });
@@ -155,7 +175,12 @@ runCli(async () => {
     console.log(`load: ${clients} clients for ${seconds} s on ${entry.name} (batch ${batch})`);
     const outcomes: Outcome[] = [];
     const t0 = performance.now();
+    const rssSamples: ProcRss[][] = [];
+    const sampler = setInterval(() => rssSamples.push(processRss(stack)), rssEvery * 1000);
+    const killer = killEvery === undefined ? undefined : startKiller(stack.pool, config.functions.worker.name, killEvery);
     await drive(seconds * 1000, outcomes);
+    const killed = killer?.stop();
+    clearInterval(sampler);
     const elapsed = (performance.now() - t0) / 1000;
     const rssEnd = processRss(stack);
     // The handler sweeps a request's prefix before answering; give late sweeps a moment.
@@ -174,14 +199,20 @@ runCli(async () => {
       throughput: r1(okMs.length / elapsed),
       latencyMs: { p50: r1(percentile(okMs, 50)), p90: r1(percentile(okMs, 90)), p99: r1(percentile(okMs, 99)), max: r1(okMs.at(-1) ?? NaN) },
       leakedObjects: leaked.length,
-      rssMb: rssEnd.map((e) => ({ fn: e.fn, pid: e.pid, start: rssStart.find((s) => s.pid === e.pid)?.mb ?? null, end: e.mb ?? null })),
+      ...(killed ? { killEveryMs: killEvery, workersKilled: killed.kills, busyWorkersKilled: killed.busyKills } : {}),
+      nonJsonFailures: outcomes.filter((o) => o.kind.includes('non-JSON')).length,
+      rssMb: rssEnd.map((e) => ({
+        fn: e.fn, pid: e.pid, start: rssStart.find((s) => s.pid === e.pid)?.mb ?? null,
+        every: rssSamples.map((snap) => snap.find((s) => s.pid === e.pid)?.mb ?? null), end: e.mb ?? null,
+      })),
     };
     console.log(`\nrequests ${summary.requests}: ${summary.ok} ok, ${refused} refused (503), ${errors} errors, ${summary.wrong} wrong answers${check ? '' : ' (not checked)'}`);
     for (const [k, n] of Object.entries(byKind)) console.log(`  ${k}: ${n}`);
+    if (killed) console.log(`workers killed: ${killed.kills} (${killed.busyKills} mid-invocation), one every ${killEvery} ms; success rate ${(100 * summary.ok / Math.max(1, summary.requests)).toFixed(1)}%`);
     console.log(`throughput ${summary.throughput} req/s; latency of successes p50 ${summary.latencyMs.p50} ms, p90 ${summary.latencyMs.p90} ms, p99 ${summary.latencyMs.p99} ms, max ${summary.latencyMs.max} ms`);
     console.log(`objects left under requests/: ${leaked.length}${leaked.length ? ` (${leaked.slice(0, 5).join(', ')}${leaked.length > 5 ? ', ...' : ''})` : ''}`);
-    console.log('RSS (MB) after warm-up -> end:');
-    for (const e of summary.rssMb) console.log(`  ${e.fn.padEnd(16)} pid ${String(e.pid).padEnd(8)} ${String(e.start ?? '-').padStart(5)} -> ${String(e.end ?? '-').padStart(5)}`);
+    console.log(`RSS (MB) after warm-up, every ${rssEvery} s, at the end:`);
+    for (const e of summary.rssMb) console.log(`  ${e.fn.padEnd(16)} pid ${String(e.pid).padEnd(8)} ${[e.start, ...e.every, e.end].map((x) => String(x ?? '-')).join(' -> ')}`);
     console.log(JSON.stringify(summary));
     return errors > 0 || leaked.length > 0 ? 1 : 0;
   } finally {

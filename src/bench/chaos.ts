@@ -7,20 +7,18 @@ export interface Killer {
 }
 
 /**
- * Kills a random live instance of `functionName` every `everyMs` with SIGKILL, as a machine
- * failure or FC's OOM killer would: busy instances are preferred (a kill between invocations
- * only costs a cold start). The pool notices the exit and the caller's retries do the rest.
+ * Kills a random live instance of `functionName` (starting, idle or busy) every `everyMs` with
+ * SIGKILL, as a machine failure or FC's OOM killer would. The pool notices the exit and the
+ * caller's retries do the rest; `busyKills` counts the kills that cut an invocation short.
  */
 export function startKiller(pool: ProcessPoolInvoker, functionName: string, everyMs: number, seed = 1): Killer {
   const rand = mulberry32(seed);
   let kills = 0;
   let busyKills = 0;
   const timer = setInterval(() => {
-    const alive = (pool.stats()[functionName]?.instances ?? []).filter((i) => i.pid !== undefined && (i.state === 'busy' || i.state === 'idle'));
-    const busy = alive.filter((i) => i.state === 'busy');
-    const from = busy.length ? busy : alive;
-    if (!from.length) return;
-    const victim = from[Math.floor(rand() * from.length)];
+    const alive = (pool.stats()[functionName]?.instances ?? []).filter((i) => i.pid !== undefined && i.state !== 'dead');
+    if (!alive.length) return;
+    const victim = alive[Math.floor(rand() * alive.length)];
     try {
       process.kill(victim.pid!, 'SIGKILL');
       kills++;

@@ -10,7 +10,7 @@ export interface RetryPolicy {
   maxMs: number;
 }
 
-export const INVOKE_RETRY: RetryPolicy = { retries: 3, minMs: 50, maxMs: 2000 };
+export const INVOKE_RETRY: RetryPolicy = { retries: 5, minMs: 50, maxMs: 2000 };
 
 /**
  * Whether a failed invocation may be sent again. An instance that crashed (OOM included), timed

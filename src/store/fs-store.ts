@@ -61,6 +61,7 @@ export class FsStore implements ObjectStore {
   private readonly fsync: boolean;
   private readonly tmpDir: string;
   private readonly tempMaxAgeMs: number;
+  private tmpDirMade = false;
 
   constructor(rootDir: string, options: FsStoreOptions = {}) {
     if (!rootDir) throw new TypeError('FsStore: rootDir is required');
@@ -201,7 +202,8 @@ export class FsStore implements ObjectStore {
     const tmp = join(this.tmpDir, `${process.pid}.${++tmpCounter}.${randomBytes(4).toString('hex')}.${basename(path).slice(0, 64)}`);
     for (let attempt = 0; ; attempt++) {
       try {
-        await mkdir(this.tmpDir, { recursive: true });
+        if (!this.tmpDirMade) await mkdir(this.tmpDir, { recursive: true });
+        this.tmpDirMade = true;
       } catch (err) {
         throw mapFsError(err, key, 'put');
       }
@@ -221,7 +223,7 @@ export class FsStore implements ObjectStore {
       } catch (err) {
         await rm(tmp, { force: true }).catch(() => {});
         // The temp folder was removed under us (a test wiping the root): make it again.
-        if (isCode(err, 'ENOENT') && attempt < 10) continue;
+        if (isCode(err, 'ENOENT') && attempt < 10) { this.tmpDirMade = false; continue; }
         throw mapFsError(err, key, 'put');
       }
     }

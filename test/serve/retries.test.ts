@@ -77,11 +77,11 @@ describe('a worker whose instance dies is replaced, and only its tile is recompu
     try {
       const t0 = performance.now();
       await assert.rejects(st.run(await st.publish(c.bytes, plan), x, 'crash-always', 20_000), (e: Error) => {
-        assert.match(e.message, new RegExp(`chain ${chain.id} stage ${chain.stages[0]} tile 3: worker failed \\(after 3 retries in this chain\\): injected crash`));
+        assert.match(e.message, new RegExp(`chain ${chain.id} stage ${chain.stages[0]} tile 3: worker failed \\(after 5 retries in this chain\\): injected crash`));
         return true;
       });
       assert.ok(performance.now() - t0 < 5000, 'the failure took the deadline');
-      assert.equal(st.workerEvents.filter((e) => e.chain === chain.id && e.worker === 3).length, 4);
+      assert.equal(st.workerEvents.filter((e) => e.chain === chain.id && e.worker === 3).length, 6);
       assert.deepEqual(await st.store.list('requests/'), []);
     } finally { await st.close(); }
   });

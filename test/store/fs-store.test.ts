@@ -192,4 +192,32 @@ describe('FsStore specifics', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('a writer SIGKILLed mid-put leaves nothing under the request once the request is deleted and a store reopens', async () => {
+    const dir = await tempRoot();
+    try {
+      const storeUrl = new URL('../../src/store/fs-store.ts', import.meta.url).href;
+      const writer = `
+        import { FsStore } from ${JSON.stringify(storeUrl)};
+        const s = new FsStore(${JSON.stringify(dir)});
+        const body = Buffer.alloc(16 << 20, 7);
+        process.stdout.write('ready\\n');
+        for (let i = 0; ; i++) await s.put('requests/r1/b-s0t' + (i % 4), body);
+      `;
+      const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', writer], {
+        stdio: ['ignore', 'pipe', 'inherit'], cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      });
+      await new Promise<void>((res) => child.stdout.once('data', () => res()));
+      await new Promise((r) => setTimeout(r, 300));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.on('exit', r));
+      const s = new FsStore(dir, { sweepOnOpen: false });
+      await s.sweepTemp();
+      await s.delete(await s.list('requests/'));
+      assert.deepEqual(await readdir(dir), [FS_STORE_TMP_DIR], 'no request folder remains');
+      assert.deepEqual(await readdir(join(dir, FS_STORE_TMP_DIR)), [], 'no temp file of the killed writer remains');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
