@@ -1,7 +1,7 @@
 import { buildGraph, type IrGraph, type IrNode } from '../graph/ir.ts';
 import type { ShapeInfo } from '../graph/shapes.ts';
 import { analyzeGraph } from '../graph/fold.ts';
-import { decodeModel, sha256 } from '../onnx/model-io.ts';
+import { DataType, decodeModel, sha256 } from '../onnx/model-io.ts';
 import { branchKey, planSchema, type Plan } from '../plan/schema.ts';
 import { buildGroupModel, buildMasterModel } from './submodel.ts';
 import { PlanMismatchError } from './errors.ts';
@@ -40,19 +40,24 @@ export function materializePlan(modelBytes: Uint8Array, plan: Plan, label = plan
     if (!n) throw new PlanMismatchError(`stage ${stage} references node ${i}, which the model does not have`, { model: label });
     return n;
   });
+  // float16 tensors the plan moves as float32 (graph/types.ts `float16Boundaries`).
+  const widen = new Set(plan.stages.flatMap((s) => [...s.inputs, ...s.outputs])
+    .filter((t) => (t.dtype ?? 'float32') === 'float32' && info.types.get(t.name) === DataType.FLOAT16).map((t) => t.name));
   const subModels = new Map<number, Uint8Array>();
   for (const s of plan.stages) {
     const nodes = nodesOf(s.nodes, s.id);
     const bytes = s.kind === 'group'
-      ? buildGroupModel(graph, info, { id: s.id, nodes, inputs: s.inputs, outputs: s.outputs, runtimePads: s.runtimePads })
-      : buildMasterModel(graph, info, s.id, nodes, s.inputs.map((i) => i.name), s.outputs.map((o) => o.name));
+      ? buildGroupModel(graph, info, { id: s.id, nodes, inputs: s.inputs, outputs: s.outputs, runtimePads: s.runtimePads, widen })
+      : buildMasterModel(graph, info, s.id, nodes, s.inputs.map((i) => i.name), s.outputs.map((o) => o.name), widen);
     if (sha256(bytes) !== s.subModel.sha256) {
       throw new PlanMismatchError(`stage ${s.id} sub-model does not match the plan's hash (plan made by another planner version?)`, { model: label });
     }
     subModels.set(s.id, bytes);
     const branch = s.kind === 'master' ? s.reduce?.branch : undefined;
     if (branch) {
-      const b = buildMasterModel(graph, info, s.id, nodesOf(branch.nodes, s.id), branch.inputs, branch.outputs);
+      const reduced = new Map((s.kind === 'master' ? s.reduce?.reductions ?? [] : []).map((x) => [x.output, x.input]));
+      const branchWiden = new Set([...[...widen].filter((t) => !reduced.has(t)), ...branch.inputs.filter((x) => reduced.has(x) && widen.has(reduced.get(x)!))]);
+      const b = buildMasterModel(graph, info, s.id, nodesOf(branch.nodes, s.id), branch.inputs, branch.outputs, branchWiden);
       if (sha256(b) !== branch.sha256) throw new PlanMismatchError(`stage ${s.id} reduction branch does not match the plan's hash`, { model: label });
       subModels.set(branchKey(s.id), b);
     }

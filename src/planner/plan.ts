@@ -179,8 +179,10 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
   const { graph, info, cls, runs } = analyzeModel(modelBytes, opts.inputShape, label);
   const inputName = graph.inputs[0].name;
   // Boundary tensors record their element type when it is not float32 (the runtime's default).
+  // A float16 value the whole model holds in float32 crosses as float32 (Classified.widen).
+  const widen = cls.widen ?? new Set<string>();
   const dtypeField = (t: string): { dtype?: DType } => {
-    const type = info.types.get(t) ?? DataType.FLOAT;
+    const type = widen.has(t) ? DataType.FLOAT : info.types.get(t) ?? DataType.FLOAT;
     const dtype = boundaryDtype(type);
     if (!dtype) throw new UnsupportedModelError(`tensor ${t} has element type ${type}, which cannot cross a stage boundary (supported: float32, float16, bfloat16, int8, uint8, int32, int64, bool)`, { model: label });
     return dtype === 'float32' ? {} : { dtype };
@@ -208,7 +210,7 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
     if (r.kind === 'master') {
       const reasons: Record<string, string> = {};
       for (const n of r.nodes) if (!reasons[n.op]) reasons[n.op] = cls.reasons.get(n) ?? '';
-      const bytes = buildMasterModel(graph, info, id, r.nodes, inputs, outputs);
+      const bytes = buildMasterModel(graph, info, id, r.nodes, inputs, outputs, widen);
       subModels.set(id, bytes);
       const ti = (t: string) => ({ name: t, shape: info.shapes.get(t), ...dtypeField(t) });
       const stage: MasterStage = {
@@ -220,7 +222,10 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
       if (split) {
         stage.reduce = { reductions: split.reductions };
         if (split.branch.length) {
-          const b = buildMasterModel(graph, info, id, split.branch, split.branchInputs, split.branchOutputs);
+          // A reduction's result has its input map's boundary dtype (the workers' partials are float32).
+          const reduced = new Map(split.reductions.map((x) => [x.output, x.input]));
+          const branchWiden = new Set([...[...widen].filter((t) => !reduced.has(t)), ...split.branchInputs.filter((x) => reduced.has(x) && widen.has(reduced.get(x)!))]);
+          const b = buildMasterModel(graph, info, id, split.branch, split.branchInputs, split.branchOutputs, branchWiden);
           subModels.set(branchKey(id), b);
           stage.reduce.branch = { sha256: sha256(b), bytes: b.length, opset: graph.opset, nodes: split.branch.map((n) => n.index), inputs: split.branchInputs, outputs: split.branchOutputs };
         }
@@ -240,11 +245,12 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
     const { tiles, runtimePads } = tileGroup({ nodes: r.nodes, ops: cls.local, spatialInputs, outputs }, info, grid, gi);
     const groupInputs = inputs.map((x) => ({ name: x, shape: info.shapes.get(x)!, ...dtypeField(x), spatial: spatialInputs.includes(x) }));
     const groupOutputs = outputs.map((o) => ({ name: o, shape: info.shapes.get(o)!, ...dtypeField(o) }));
-    const bytes = buildGroupModel(graph, info, { id, nodes: r.nodes, inputs: groupInputs, outputs: groupOutputs, runtimePads });
+    const bytes = buildGroupModel(graph, info, { id, nodes: r.nodes, inputs: groupInputs, outputs: groupOutputs, runtimePads, widen });
     subModels.set(id, bytes);
     const full = r.nodes.reduce((a, n) => a + flopsOf(n), 0);
     const tileFlops = tiles.reduce((a, t) => a + t.flops, 0);
-    const bytesPerPos = (t: string) => { const s = info.shapes.get(t)!; return s[0] * s[1] * dtypeBytes(info.types.get(t) ?? DataType.FLOAT); };
+    const boundaryType = (t: string) => (widen.has(t) ? DataType.FLOAT : info.types.get(t) ?? DataType.FLOAT);
+    const bytesPerPos = (t: string) => { const s = info.shapes.get(t)!; return s[0] * s[1] * dtypeBytes(boundaryType(t)); };
     const weights = new Set<string>();
     // Weights include what derived nodes (a QDQ model's weight DequantizeLinear) read.
     const addWeights = (x: string) => {
@@ -260,7 +266,7 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
         weights: [...weights].reduce((a, w) => a + tensorByteSize(graph.constants.get(w)!), 0),
         tileInputs: tiles.reduce((a, t) => a + t.inputs.reduce((b, i) => b + (i.region.y1 - i.region.y0) * (i.region.x1 - i.region.x0) * bytesPerPos(i.tensor), 0), 0),
         tileOutputs: tiles.reduce((a, t) => a + t.outputs.reduce((b, o) => b + (o.region.y1 - o.region.y0) * (o.region.x1 - o.region.x0) * bytesPerPos(o.tensor), 0), 0),
-        fullInput: spatialInputs.reduce((a, x) => a + numel(info.shapes.get(x)!) * dtypeBytes(info.types.get(x) ?? DataType.FLOAT), 0),
+        fullInput: spatialInputs.reduce((a, x) => a + numel(info.shapes.get(x)!) * dtypeBytes(boundaryType(x)), 0),
       },
       subModel: { sha256: sha256(bytes), bytes: bytes.length, opset: Math.max(11, graph.opset) },
     };

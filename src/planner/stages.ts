@@ -1,4 +1,4 @@
-import { DataType } from '../onnx/model-io.ts';
+import { float16Boundaries } from '../graph/types.ts';
 import type { IrGraph, IrNode } from '../graph/ir.ts';
 import type { ShapeInfo } from '../graph/shapes.ts';
 import { classifyNode, type LocalOp } from '../tiling/ops.ts';
@@ -14,11 +14,13 @@ export interface Classified {
   /** Constants read as maps (cropped per tile, never live between groups). */
   constants?: ReadonlySet<string>;
   /**
-   * Tensors no cut may cross: float16/bfloat16 maps (ORT computes a float16 segment in float32
-   * and drops the Cast pairs between its ops, so the whole model never rounds there, while a
-   * group boundary would), DQ outputs and Q inputs (see splitsQdq).
+   * Tensors no cut may cross: float16 values whose rounding in the whole model a boundary
+   * cannot reproduce (graph/types.ts `float16Boundaries`), bfloat16 maps, DQ outputs and Q
+   * inputs (see splitsQdq).
    */
   noCut?: ReadonlySet<string>;
+  /** float16 tensors the whole model holds in float32: they cross boundaries as float32. */
+  widen?: ReadonlySet<string>;
 }
 
 export function classifyAll(g: IrGraph, info: ShapeInfo): Classified {
@@ -49,15 +51,29 @@ export function classifyAll(g: IrGraph, info: ShapeInfo): Classified {
       }
     }
   }
-  const noCut = new Set<string>();
-  for (const n of g.nodes) {
-    for (const o of n.outputs) {
-      const t = info.types.get(o);
-      if (t === DataType.FLOAT16 || t === DataType.BFLOAT16 || n.op === 'DequantizeLinear') noCut.add(o);
+  const half = float16Boundaries(g, info.types);
+  // A group -> master boundary is a cut too: a float16 value no boundary can carry exactly keeps
+  // its producer and readers on the same side, the master's.
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const t of half.noCut) {
+      const p = g.producer.get(t);
+      if (!p) continue;
+      const readers = g.consumers.get(t) ?? [];
+      if (local.has(p) && readers.some((c) => !local.has(c))) {
+        changed = demote(p, `its float16 output ${t} is read on the master, and no boundary reproduces ORT's rounding of it`) || changed;
+      }
+      if (!local.has(p)) {
+        for (const c of readers) changed = demote(c, `reads ${t}, a float16 value made on the master that no boundary reproduces exactly`) || changed;
+      }
     }
+  }
+  const noCut = new Set(half.noCut);
+  for (const n of g.nodes) {
+    if (n.op === 'DequantizeLinear') noCut.add(n.outputs[0]);
     if (n.op === 'QuantizeLinear') noCut.add(n.inputs[0]);
   }
-  return { local, reasons, constants: new Set([...g.constants.keys(), ...(g.derived?.keys() ?? [])]), noCut };
+  return { local, reasons, constants: new Set([...g.constants.keys(), ...(g.derived?.keys() ?? [])]), noCut, widen: half.widen };
 }
 
 /**

@@ -3,6 +3,7 @@ import type { IrGraph, IrNode } from '../graph/ir.ts';
 import type { ShapeInfo } from '../graph/shapes.ts';
 import type { RuntimePad } from '../plan/schema.ts';
 import { attrFloat } from '../graph/ir.ts';
+import { ortFloat16 } from '../graph/types.ts';
 
 /** Runtime Pad needs opset 11 (pads as an input); older models are lifted to it. */
 const MIN_SUB_OPSET = 11;
@@ -46,6 +47,23 @@ class SubGraph {
     }
   }
   add(node: NodeProto) { this.useConstants(node.input ?? []); this.nodes.push(node); }
+  /**
+   * A float16 tensor the whole model holds in float32 (graph/types.ts `float16Boundaries`)
+   * arrives as float32 `t`; its readers get `t__h`, behind the Cast and the two Negs that let
+   * ORT remove the same Cast pairs here as in the whole model.
+   */
+  widenInput(t: string): string {
+    this.nodes.push({ opType: 'Cast', input: [t], output: [`${t}__w16`], attribute: [{ name: 'to', type: AttrType.INT, i: DataType.FLOAT16 }] });
+    this.nodes.push({ opType: 'Neg', input: [`${t}__w16`], output: [`${t}__wneg`] });
+    this.nodes.push({ opType: 'Neg', input: [`${t}__wneg`], output: [`${t}__h`] });
+    return `${t}__h`;
+  }
+  /** The producing side of widenInput: `t__h` leaves as float32 `t`, unrounded. */
+  widenOutput(t: string) {
+    this.nodes.push({ opType: 'Neg', input: [`${t}__h`], output: [`${t}__wneg`] });
+    this.nodes.push({ opType: 'Neg', input: [`${t}__wneg`], output: [`${t}__w16`] });
+    this.nodes.push({ opType: 'Cast', input: [`${t}__w16`], output: [t], attribute: [{ name: 'to', type: AttrType.INT, i: DataType.FLOAT }] });
+  }
   constant(t: TensorProto) { this.initializers.set(t.name!, t); return t.name!; }
   build(opset: number, inputs: ValueInfoProto[], outputs: ValueInfoProto[], name: string): Uint8Array {
     const extraDomains = (this.g.model.opsetImport ?? []).filter((o) => o.domain && o.domain !== 'ai.onnx');
@@ -97,6 +115,8 @@ export interface GroupSubModelSpec {
   inputs: { name: string; shape: number[]; spatial: boolean }[];
   outputs: { name: string; shape: number[] }[];
   runtimePads: RuntimePad[];
+  /** float16 tensors that cross as float32 (Classified.widen). */
+  widen?: ReadonlySet<string>;
 }
 
 /**
@@ -122,8 +142,12 @@ export function buildGroupModel(g: IrGraph, info: ShapeInfo, spec: GroupSubModel
     }
   }
   // Output crops: the producer writes `<t>__full`, the sub-model output `<t>` is its crop.
-  const rename = (t: string) => (outCrop.has(t) ? `${t}__full` : t);
+  // A widened input or output is `<t>__h` inside (SubGraph.widenInput).
+  const widened = new Set([...spec.inputs, ...spec.outputs].map((x) => x.name).filter((t) => spec.widen?.has(t)));
+  const rename = (t: string) => (outCrop.has(t) ? `${t}__full` : widened.has(t) ? `${t}__h` : t);
   const typeOf = (t: string) => info.types.get(t) ?? DataType.FLOAT;
+  const boundaryType = (t: string) => (widened.has(t) ? DataType.FLOAT : typeOf(t));
+  for (const i of spec.inputs) if (widened.has(i.name)) sub.widenInput(i.name);
   const fillConst = new Map<string, string>();
   // The fill has the padded tensor's element type (Pad requires it): a float16 map's border
   // is a float16 zero, a QLinearConv's its uint8 zero point, an integer MaxPool's its lowest value.
@@ -166,6 +190,18 @@ export function buildGroupModel(g: IrGraph, info: ShapeInfo, spec: GroupSubModel
     movedEdges.add(`${rp.node}:${rp.input}`);
   }
 
+  // A runtime Pad (no float16 kernel) between two ops changes what ORT decides for a float16
+  // one beside it (graph/types.ts `ortFloat16`): a float16-kernel op whose reader or first
+  // input's producer was a float16-kernel op would look isolated and run in float32. A Clip
+  // without bounds (a float16 kernel, an exact identity) on that side keeps the decision.
+  const ort = ortFloat16(g, info.types);
+  const inGroupNode = (t: string) => { const q = g.producer.get(t); return q && inGroup.has(q) ? q : undefined; };
+  const keepHalf = (x: string) => {
+    const y = sub.fresh(`${x}__keep`);
+    sub.nodes.push({ opType: 'Clip', input: [x], output: [y] });
+    return y;
+  };
+  const halfKernelBefore = (t: string) => { const q = inGroupNode(t); return !!q && ort.isHalf(t) && ort.halfKernel(q) && q.op !== 'Cast'; };
   for (const node of spec.nodes) {
     let p: NodeProto = { ...node.proto, input: node.proto.input!.map(rename), output: node.proto.output!.map(rename) };
     p = liftNode(sub, node, p, g.opset);
@@ -173,7 +209,14 @@ export function buildGroupModel(g: IrGraph, info: ShapeInfo, spec: GroupSubModel
     const inputs = p.input!.slice();
     for (let i = 0; i < inputs.length; i++) {
       const rp = padsByEdge.get(`${node.index}:${i}`);
-      if (rp && rp.use === 'input' && !movedEdges.has(`${node.index}:${i}`)) inputs[i] = pad(inputs[i], rp.name, rp.fill, typeOf(node.inputs[i]), undefined, rp.mode);
+      if (rp && rp.use === 'input' && !movedEdges.has(`${node.index}:${i}`)) {
+        const t = node.inputs[i];
+        const halfReader = ort.isHalf(t) && ort.halfKernel(node);
+        const before = halfReader && halfKernelBefore(t) ? keepHalf(inputs[i]) : inputs[i];
+        inputs[i] = pad(before, rp.name, rp.fill, typeOf(t), undefined, rp.mode);
+        const q = g.producer.get(t);
+        if (halfReader && ort.firstHalfInput(node) === t && !(q && ort.needsCast(q))) inputs[i] = keepHalf(inputs[i]);
+      }
     }
     const moved = beforeDq.get(node.index);
     if (moved) inputs[0] = pad(inputs[0], moved.rp.name, moved.fill, typeOf(node.inputs[0]), undefined, moved.rp.mode);
@@ -208,10 +251,31 @@ export function buildGroupModel(g: IrGraph, info: ShapeInfo, spec: GroupSubModel
       // 1 where the model counts a position and 0 elsewhere.
       const x = original[0];
       const y = p.output![0];
-      const shape = sub.fresh('shape');
-      sub.add({ opType: 'Shape', input: [x], output: [shape] });
       const m = sub.fresh('maskshape');
-      sub.add({ opType: 'Mul', input: [shape, sub.constant(int64Tensor(sub.fresh('k'), [4], [0, 0, 1, 1]))], output: [m] });
+      const hw = sub.constant(int64Tensor(sub.fresh('k'), [4], [0, 0, 1, 1]));
+      const rp = padsByEdge.get(`${node.index}:0`);
+      if (rp && inputs[0] !== x) {
+        // The unpadded size from the padded map's: a Shape reading the map itself would make a
+        // float16 map's producer look not isolated to ORT (graph/types.ts `float16Boundaries`),
+        // and it would round where the whole model does not.
+        const shape = sub.fresh('shape');
+        sub.add({ opType: 'Shape', input: [inputs[0]], output: [shape] });
+        const slice = (from: number) => {
+          const out = sub.fresh('pads');
+          const i64 = (v: number) => sub.constant(int64Tensor(sub.fresh('k'), [1], [v]));
+          sub.add({ opType: 'Slice', input: [rp.name, i64(from), i64(from + 4), i64(0)], output: [out] });
+          return out;
+        };
+        const both = sub.fresh('pads');
+        sub.add({ opType: 'Add', input: [slice(0), slice(4)], output: [both] });
+        const unpadded = sub.fresh('shape');
+        sub.add({ opType: 'Sub', input: [shape, both], output: [unpadded] });
+        sub.add({ opType: 'Mul', input: [unpadded, hw], output: [m] });
+      } else {
+        const shape = sub.fresh('shape');
+        sub.add({ opType: 'Shape', input: [x], output: [shape] });
+        sub.add({ opType: 'Mul', input: [shape, hw], output: [m] });
+      }
       const m2 = sub.fresh('maskshape');
       sub.add({ opType: 'Add', input: [m, sub.constant(int64Tensor(sub.fresh('k'), [4], [1, 1, 0, 0]))], output: [m2] });
       const ones = sub.fresh('ones');
@@ -230,25 +294,31 @@ export function buildGroupModel(g: IrGraph, info: ShapeInfo, spec: GroupSubModel
       const y = p.output![0];
       const raw = sub.fresh(y);
       sub.add({ ...p, output: [raw, ...p.output!.slice(1)] });
-      pad(raw, crop, 0, typeOf(node.outputs[0]), y);
+      pad(ort.isHalf(node.outputs[0]) && ort.halfKernel(node) && node.op !== 'Cast' ? keepHalf(raw) : raw, crop, 0, typeOf(node.outputs[0]), y);
       continue;
     }
     sub.add(p);
   }
-  for (const [t, name] of outCrop) pad(`${t}__full`, name, 0, typeOf(t), t);
+  for (const [t, name] of outCrop) pad(halfKernelBefore(t) && !widened.has(t) ? keepHalf(`${t}__full`) : `${t}__full`, name, 0, typeOf(t), widened.has(t) ? `${t}__h` : t);
+  for (const o of spec.outputs) if (widened.has(o.name)) sub.widenOutput(o.name);
   const inputs = [
-    ...spec.inputs.map((i) => valueInfo(i.name, i.spatial ? ['N', i.shape[1], `h_${i.name}`, `w_${i.name}`] : i.shape, typeOf(i.name))),
+    ...spec.inputs.map((i) => valueInfo(i.name, i.spatial ? ['N', i.shape[1], `h_${i.name}`, `w_${i.name}`] : i.shape, boundaryType(i.name))),
     ...spec.runtimePads.map((rp) => valueInfo(rp.name, [8], DataType.INT64)),
   ];
-  const outputs = spec.outputs.map((o) => valueInfo(o.name, ['N', o.shape[1], `h_${o.name}`, `w_${o.name}`], typeOf(o.name)));
+  const outputs = spec.outputs.map((o) => valueInfo(o.name, ['N', o.shape[1], `h_${o.name}`, `w_${o.name}`], boundaryType(o.name)));
   return sub.build(opset, inputs, outputs, `group_${spec.id}`);
 }
 
 /** A master segment: the model's own nodes, verbatim, as a standalone model. */
-export function buildMasterModel(g: IrGraph, info: ShapeInfo, id: number, nodes: IrNode[], inputs: string[], outputs: string[]): Uint8Array {
+export function buildMasterModel(g: IrGraph, info: ShapeInfo, id: number, nodes: IrNode[], inputs: string[], outputs: string[], widen: ReadonlySet<string> = new Set()): Uint8Array {
   const sub = new SubGraph(g);
-  for (const n of nodes) sub.add(n.proto);
-  const elemType = (t: string) => info.types.get(t) ?? DataType.FLOAT;
+  // Widened inputs and outputs are `<t>__h` inside, as in buildGroupModel.
+  const widened = new Set([...inputs, ...outputs].filter((t) => widen.has(t)));
+  const rename = (t: string) => (widened.has(t) ? `${t}__h` : t);
+  for (const t of inputs) if (widened.has(t)) sub.widenInput(t);
+  for (const n of nodes) sub.add(widened.size ? { ...n.proto, input: n.proto.input!.map(rename), output: n.proto.output!.map(rename) } : n.proto);
+  for (const t of outputs) if (widened.has(t)) sub.widenOutput(t);
+  const elemType = (t: string) => (widened.has(t) ? DataType.FLOAT : info.types.get(t) ?? DataType.FLOAT);
   const vi = (t: string) => {
     const s = info.shapes.get(t);
     // Batch stays symbolic so one plan serves any batch size.

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { GraphBuilder, mulberry32 } from '../../src/onnx/builder.ts';
 import { floatToHalf } from '../../src/tensor/dtype.ts';
 import { planModel } from '../../src/planner/plan.ts';
-import { boundaryEps, verifyPlan } from '../../src/exec/verify.ts';
+import { verifyPlan } from '../../src/exec/verify.ts';
 import { randomCase } from '../helpers/random-models.ts';
 
 // Property: random CNNs with the patterns real exports contain (fractional and shape-driven
@@ -50,7 +50,7 @@ async function exact(bytes: Uint8Array, shape: number[], grid: { rows: number; c
 }
 
 describe('exported patterns, one by one', () => {
-  it('a float16 network with Casts inside plans into few stages with float16 boundaries', async () => {
+  it('a float16 network with Casts inside plans into few stages; what crosses is what ORT holds', async () => {
     const b = new GraphBuilder({ name: 'fp16', opset: 17 });
     let x = b.node('Cast', [b.input('input', ['N', 3, 'H', 'W'])], { to: 10 })[0];
     const conv = (x: string, cin: number, cout: number, tag: string) => {
@@ -59,18 +59,18 @@ describe('exported patterns, one by one', () => {
     };
     x = conv(x, 3, 4, 'a');
     x = b.node('MaxPool', [x], { kernel_shape: [3, 3], strides: [2, 2], ceil_mode: 1 })[0];
-    x = b.node('Softmax', [x], { axis: 1 })[0]; // over channels: not tiled, float16 crosses to and from the master
+    x = b.node('Softmax', [x], { axis: 1 })[0]; // over channels: not tiled, runs on the master
     x = conv(x, 4, 2, 'b');
     b.output(b.node('Cast', [x], { to: 1 })[0]);
     const plan = await exact(b.build(), [1, 3, 20, 18], { rows: 2, cols: 2 });
     assert.equal(plan.summary.groups, 2);
     assert.equal(plan.summary.masterStages, 1);
     const master = plan.stages.find((s) => s.kind === 'master')!;
-    assert.deepEqual(master.inputs.map((i) => i.dtype), ['float16']);
-    assert.deepEqual(master.outputs.map((i) => i.dtype), ['float16']);
+    // ORT runs MaxPool and Softmax in float32 and never rounds between them and the convs: the
+    // float16 maps cross to and from the master as float32, and the plan equals ORT at 1e-4.
+    assert.deepEqual(master.inputs.map((i) => i.dtype), [undefined]);
+    assert.deepEqual(master.outputs.map((i) => i.dtype), [undefined]);
     assert.equal(plan.input.dtype, undefined, 'float32 is the default, left out');
-    // float16 crosses to the master here, rounded where the whole model keeps float32: equal to one float16 ulp.
-    assert.equal(boundaryEps(plan), 2 ** -10);
   });
 
   it('F.interpolate(x, size=skip.shape[2:]) is resolved at plan time and tiled', async () => {
