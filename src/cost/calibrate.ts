@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,9 @@ import { ProcessPoolInvoker } from '../invoke/process-pool.ts';
 import type { GroupStage } from '../plan/schema.ts';
 import { predictPlan, type CostProfile } from './model.ts';
 import type { Plan } from '../plan/schema.ts';
+import { loadConfig } from '../config.ts';
+import { startLocalStack } from '../serve/stack.ts';
+import { ensureModel } from '../models/index.ts';
 
 const MB = 1048576;
 const here = dirname(fileURLToPath(import.meta.url));
@@ -122,29 +125,66 @@ async function invokeFigures(): Promise<{ overheadMs: number; coldStartMs: numbe
   }
 }
 
+/** Peak worker RSS of a plan served by a fresh local stack (one warm request after one cold). */
+async function peakWorkerRss(plan: Plan, workers: number): Promise<number> {
+  const dir = await mkdtemp(join(tmpdir(), 'fc-calib-stack-'));
+  const file = join(dir, 'plan.json');
+  await writeFile(file, JSON.stringify(plan));
+  await ensureModel('resnet18', 'models/resnet18.onnx');
+  const stack = await startLocalStack(loadConfig({ PORT: '0', DATA_DIR: dir, PLANS: file, DEFAULT_PLAN: 'plan', WORKER_MAX_INSTANCES: String(workers), WORKER_THREADS: '1', FUNCTION_TIMEOUT_MS: '600000' }));
+  try {
+    const planKey = stack.registry.models[0]?.planKey;
+    if (!planKey) throw new Error('calibration: the stack published no plan for resnet18');
+    let peak = 0;
+    for (let i = 0; i < 2; i++) {
+      const r = await stack.request(planKey, randomTensor(plan.input.shape, i), `calib${i}`);
+      for (const st of r.report.units) peak = Math.max(peak, st.peakWorkerRssBytes / MB);
+    }
+    return peak;
+  } finally {
+    await stack.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Activation memory as the stack sees it (ORT's arena, copies), from a plan whose tiles are
+ * large enough to show it (ResNet-18 1024, 2x2): the RSS above the runtime and the weights,
+ * over the largest tile's activation estimate.
+ */
+export async function activationInStack(base: CostProfile): Promise<number> {
+  const large = planModel(buildModel('resnet18'), { inputShape: [1, 3, 1024, 1024], grid: { rows: 2, cols: 2 }, cuts: RESNET18_CUTS }).plan;
+  const peak = await peakWorkerRss(large, 4);
+  const maxTile = Math.max(...large.stages.flatMap((s) => (s.kind === 'group' ? s.tiles.map((t) => t.peakBytes) : [])));
+  const weights = large.stages.reduce((x, s) => x + (s.kind === 'group' ? s.bytes.weights : 0), 0);
+  return Math.max(base.activationRssFactor, ((peak - base.baseRssMb) * MB - weights * base.weightRssFactor) / maxTile);
+}
+
 /** One measured configuration of the fit: the plan, its settings, and the handler's median latency. */
 export interface FitRow { plan: Plan; vcpu: number; memoryMb: number; batch: number; workers: number; measuredMs: number; label: string }
 
 /** The constants the fit sets, and the worst and mean |log(predicted / measured)| it reached. */
-export interface FitResult { params: Pick<CostProfile, 'gflopsPerVcpu' | 'invokeOverheadMs' | 'throttleRoundMs'>; worstLogError: number; meanLogError: number }
+export interface FitResult { params: Pick<CostProfile, 'gflopsPerVcpu' | 'invokeOverheadMs' | 'stageOverheadMs' | 'throttleRoundMs'>; worstLogError: number; meanLogError: number }
 
 /**
- * Fits three constants of `base` so that predictions match `rows`: throughput (a factor on the
+ * Fits four constants of `base` so that predictions match `rows`: throughput (a factor on the
  * micro-benchmarked GFLOP/s: workers share the machine with the handler, the master and each
- * other), the cost of a worker round (scheduling, IPC, JSON, codec copies), and the wait a
+ * other), the cost of a worker invocation (scheduling, IPC, JSON), the per-tile, per-stage work
+ * that does not scale with FLOPs or batch (session call, crops, codec copies), and the wait a
  * fractional-vCPU worker loses per stage to its duty cycle. Least squares of the log ratios, by
  * coordinate search; pure, so tests can run it on synthetic rows.
  */
 export function fitProfile(base: CostProfile, rows: FitRow[]): FitResult {
   const predictWith = (q: number[]) => {
-    const prof: CostProfile = { ...base, gflopsPerVcpu: base.gflopsPerVcpu * q[0], invokeOverheadMs: q[1], throttleRoundMs: q[2] };
+    const prof: CostProfile = { ...base, gflopsPerVcpu: base.gflopsPerVcpu * q[0], invokeOverheadMs: q[1], throttleRoundMs: q[2], stageOverheadMs: q[3] };
     const errs = rows.map((r) => Math.abs(Math.log(predictPlan(r.plan, { profile: prof, vcpu: r.vcpu, memoryMb: r.memoryMb, batch: r.batch, concurrency: r.workers }).latencyMs / r.measuredMs)));
     return { worst: Math.max(...errs), mean: errs.reduce((a, b) => a + b, 0) / errs.length, squares: errs.reduce((a, b) => a + b * b, 0) };
   };
   // Least squares of the log ratios: smooth, so a coordinate search converges.
   const score = (q: number[]) => predictWith(q).squares;
-  const bounds: [number, number][] = [[0.2, 3], [0, 150], [0, 300]];
-  const q = [1, base.invokeOverheadMs, 0];
+  // A stage cannot wait longer than the whole stopped part of a 100 ms duty-cycle period.
+  const bounds: [number, number][] = [[0.2, 3], [0, 150], [0, 100], [0, 50]];
+  const q = [1, base.invokeOverheadMs, 0, 0];
   for (let sweep = 0; sweep < 8; sweep++) {
     for (let i = 0; i < q.length; i++) {
       // Golden-section search on one coordinate (the score is unimodal enough in each).
@@ -164,7 +204,7 @@ export function fitProfile(base: CostProfile, rows: FitRow[]): FitResult {
   }
   const e = predictWith(q);
   return {
-    params: { gflopsPerVcpu: +(base.gflopsPerVcpu * q[0]).toFixed(2), invokeOverheadMs: +q[1].toFixed(2), throttleRoundMs: +q[2].toFixed(2) },
+    params: { gflopsPerVcpu: +(base.gflopsPerVcpu * q[0]).toFixed(2), invokeOverheadMs: +q[1].toFixed(2), throttleRoundMs: +q[2].toFixed(2), stageOverheadMs: +q[3].toFixed(2) },
     worstLogError: e.worst, meanLogError: e.mean,
   };
 }
@@ -179,7 +219,8 @@ async function fitOnBench(base: CostProfile, log: (s: string) => void): Promise<
   // The bench imports the runtime: load it only when calibrating on the stack.
   const { buildSweep, sweepFromFlags } = await import('../bench/sweep.ts');
   const { runBench } = await import('../bench/runner.ts');
-  const { options } = sweepFromFlags({ quick: true, suite: 'table1', plans: '2x2,4x4' });
+  // Five requests a configuration (bench --quick takes three): medians steadier on a busy machine.
+  const { options } = sweepFromFlags({ quick: true, suite: 'table1', plans: '2x2,4x4', requests: '5' });
   const configs = buildSweep(options);
   const workDir = await mkdtemp(join(tmpdir(), 'fc-calib-bench-'));
   let res;
@@ -253,11 +294,14 @@ export async function calibrateLocal(log: (s: string) => void = () => undefined)
   };
   log('fitting on the real stack (the table1 rows of bench --quick for the 2x2 and 4x4 plans)...');
   const { params, fit, rows } = await fitOnBench(base, log);
-  const fitted = { ...base, ...params };
+  log('activation memory in the stack (ResNet-18 1024, 2x2)...');
+  const activationRssFactor = +(await activationInStack(base)).toFixed(2);
+  log(`  x${activationRssFactor}`);
+  const fitted = { ...base, ...params, activationRssFactor };
   for (const r of rows) {
     const pred = predictPlan(r.plan, { profile: fitted, vcpu: r.vcpu, memoryMb: r.memoryMb, batch: r.batch, concurrency: r.workers }).latencyMs;
     log(`  ${r.label.padEnd(36)} measured ${r.measuredMs.toFixed(0).padStart(5)} ms, predicted ${pred.toFixed(0).padStart(5)} ms (${(pred / r.measuredMs).toFixed(2)}x)`);
   }
-  log(`  ${params.gflopsPerVcpu} GFLOP/s per worker vCPU in the stack (micro-benchmark ${base.gflopsPerVcpu}), ${params.invokeOverheadMs} ms per worker round (bare IPC round trip ${inv.overheadMs.toFixed(2)} ms), ${params.throttleRoundMs} ms per stage at 0 duty; worst error x${Math.exp(fit.worstLogError).toFixed(2)}, mean x${Math.exp(fit.meanLogError).toFixed(2)}`);
+  log(`  ${params.gflopsPerVcpu} GFLOP/s per worker vCPU in the stack (micro-benchmark ${base.gflopsPerVcpu}), ${params.invokeOverheadMs} ms per worker round (bare IPC round trip ${inv.overheadMs.toFixed(2)} ms), ${params.stageOverheadMs} ms per tile and stage, ${params.throttleRoundMs} ms per stage at 0 duty; worst error x${Math.exp(fit.worstLogError).toFixed(2)}, mean x${Math.exp(fit.meanLogError).toFixed(2)}`);
   return { ...fitted, notes: `${base.notes} Fitted on ${rows.length} bench --quick table1 rows (2x2, 4x4): worst x${Math.exp(fit.worstLogError).toFixed(2)}.` };
 }

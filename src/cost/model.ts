@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Plan, Stage } from '../plan/schema.ts';
-import { buildRoutes, bundleBytes, schedule, segmentRange } from '../serve/bundles.ts';
+import { buildRoutes, bundleBytes, bundleReadBytes, bundleReads, readerBytes, schedule } from '../serve/bundles.ts';
 import { chainsFor, coScheduled } from '../planner/chains.ts';
 import { estimateCost, type BilledInvocation, type CostEstimate } from '../serve/cost.ts';
 
@@ -61,6 +61,11 @@ export const costProfileSchema = z.object({
    * itself or a neighbour to run again (ms). Unset: 0.
    */
   throttleRoundMs: z.number().nonnegative().optional(),
+  /**
+   * Worker CPU time per tile and stage that does not scale with FLOPs or batch: the session
+   * call, cropping and padding, encoding the bundle (ms at one vCPU). Unset: 0.
+   */
+  stageOverheadMs: z.number().nonnegative().optional(),
   /** Round trip of one Redis/Tair command from a function in the same VPC (ms). */
   redisLatencyMs: z.number().nonnegative().optional(),
   /** What one function instance moves to or from Redis (MB/s; one connection). */
@@ -192,7 +197,7 @@ export function predictGroup(g: GroupWork, o: PredictOptions): GroupPrediction &
   for (const t of g.tiles) {
     const compute = (t.flops / speed) * 1000;
     const io = ioMs(t.readRequests, t.readBytes) + ioMs(t.writeRequests, t.writeBytes);
-    const d = compute + io + sessionMs + p.coldStartProbability * p.coldStartMs;
+    const d = compute + (p.stageOverheadMs ?? 0) / Math.min(1, o.vcpu) + io + sessionMs + p.coldStartProbability * p.coldStartMs;
     billedMs.push(d);
     durations.push(d + p.invokeOverheadMs);
     maxCompute = Math.max(maxCompute, compute);
@@ -231,9 +236,7 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
   const byId = new Map<number, Stage>(plan.stages.map((s) => [s.id, s]));
   const speed = vcpuSpeed(p, o.vcpu) * 1e9;
   const segBytes = (source: string, reader: string) => {
-    const b = routes.bundles.get(source)!;
-    const r = segmentRange(b, reader, o.batch);
-    return r.end - r.start;
+    return readerBytes(routes.bundles.get(source)!, reader, o.batch);
   };
   const transfer = (bytes: number) => (bytes / MB / p.storeBandwidthMBps) * 1000;
   const xTransfer = (bytes: number) => (bytes / MB / x.mbps) * 1000;
@@ -246,9 +249,9 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
   let redisOps = 0;
   for (const [key, b] of routes.bundles) {
     // With Redis only the handler's input goes through the object store.
-    if (redis && key !== 'input') redisOps += 1 + b.segments.length;
-    else storeRequests += 1 + b.segments.length;
-    storeBytes += 2 * bundleBytes(b, o.batch);
+    if (redis && key !== 'input') redisOps += 1 + bundleReads(b);
+    else storeRequests += 1 + bundleReads(b);
+    storeBytes += bundleBytes(b, o.batch) + bundleReadBytes(b, o.batch);
   }
   for (const t of routes.wholeWrites) { storeRequests += 2; storeBytes += 2 * wholeBytes(t); }
   const residentWeightBytes = plan.stages.reduce((a, s) => a + (s.kind === 'group' ? s.bytes.weights : 0), 0);
@@ -259,7 +262,11 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
   let workerPeak = 0;
   let polls = 0;
   let peakStoreRps = 0;
+  // A fractional-vCPU worker is stopped part of every period: where several workers run a stage
+  // (waiting for each other's strips, or for the slowest to finish), the stage loses part of a
+  // stopped window; one worker alone just runs slower (its vCPU share is in its speed).
   const throttleWait = (1 - cpuShare(o.vcpu)) * (p.throttleRoundMs ?? 0);
+  const stageOverhead = (p.stageOverheadMs ?? 0) / Math.min(1, o.vcpu);
   let throttleMs = 0;
   for (const unit of schedule(plan, routes)) {
     if (unit.kind === 'master') {
@@ -278,7 +285,7 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
       if (s.kind === 'master') {
         // Partials: one round for the workers that combine them; the branch is tiny.
         const role = routes.reduceRole.get(s.id);
-        chainMs += x.latencyMs + ((s.flops * scale) / speed) * 1000 + throttleWait;
+        chainMs += x.latencyMs + ((s.flops * scale) / speed) * 1000 + (c.workers > 1 ? throttleWait : 0);
         if (s.reduce?.branch) subModelBytes += s.reduce.branch.bytes;
         if (x.pollMs > 0) unitPolls += (role === 'all' ? c.workers : 1) * (c.workers - 1);
         continue;
@@ -286,7 +293,7 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
       subModelBytes += s.subModel.bytes;
       let stageBytes = 0;
       const times = s.tiles.map((t) => {
-        const compute = ((t.flops * scale) / speed) * 1000;
+        const compute = ((t.flops * scale) / speed) * 1000 + stageOverhead;
         const reads = routes.reads.get(`${s.id}:${t.index}`) ?? [];
         const sources = new Set<string>();
         for (const r of reads) for (const part of r.parts) if (!part.self) sources.add(part.source);
@@ -311,7 +318,7 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
       // Every worker's strips cross the bucket's (or Tair's) link once each way; OSS limits
       // upload and download traffic separately, and the writes overlap the reads' direction.
       if (x.sharedMBps) stageMs = Math.max(stageMs, Math.max(...times.map((t) => t.compute)) + (stageBytes / MB / x.sharedMBps) * 1000);
-      chainMs += stageMs + throttleWait;
+      chainMs += stageMs + (s.tiles.length > 1 ? throttleWait : 0);
       if (x.pollMs > 0) {
         // Each read waits for its slowest neighbour; backoff polls about log2(wait / first interval) times.
         const slowest = Math.max(...times.map((t) => t.compute));

@@ -25,7 +25,7 @@ const NUMERIC = [
   'storeBandwidthMBps', 'sessionLoadMsPerMB', 'sessionHitRate', 'baseRssMb', 'weightRssFactor', 'activationRssFactor',
   'masterGflops', 'requestOverheadMs', 'maxParallelWorkers', 'pollIntervalMs', 'storeRequestsPerSec',
   'storeBucketBandwidthMBps', 'storeUsdPer10kRequests', 'instanceQuota', 'redisLatencyMs', 'redisClientBandwidthMBps',
-  'redisBandwidthMBps', 'redisUsdPerHour', 'throttleRoundMs',
+  'redisBandwidthMBps', 'redisUsdPerHour', 'throttleRoundMs', 'stageOverheadMs',
 ] as const satisfies readonly (keyof CostProfile)[];
 type NumericKey = (typeof NUMERIC)[number];
 
