@@ -65,7 +65,7 @@ runCli(async () => {
           PORT: '0', DATA_DIR: join(dir, `data-${name}`), PLANS: file, DEFAULT_PLAN: name, MODEL_PATH: modelPath,
           WORKER_MAX_INSTANCES: String(workers), WORKER_MEMORY_MB: String(memMb), WORKER_VCPU: String(Math.min(1, memMb / 1024)), FUNCTION_TIMEOUT_MS: '600000',
         }));
-        const planKey = stack.registry.models.find((m) => m.name === name)!.planKey;
+        const planKey = stack.registry.models.find((m) => m.name === name)!.planKey!;
         const times: number[] = [];
         let peak = 0;
         let error: string | undefined;

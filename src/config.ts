@@ -35,7 +35,7 @@ export const envSchema = z.object({
   FC_SERVICE_NAME: z.string().optional(),
   /**
    * Random faults of the loopback FC server the stack starts for INVOKER=fc|fc2 (no
-   * INVOKE_ENDPOINT), e.g. `throttle:0.05,crash:0.01` (parseFcFaults in src/emulators/fc-server.ts).
+   * INVOKE_ENDPOINT), e.g. `throttle:0.05,crash:0.01` (parseFcFaults in src/emulators/fc-faults.ts).
    */
   FC_EMULATOR_FAULTS: z.string().optional(),
   OSS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/, 'an OSS bucket name (3-63 chars of a-z, 0-9, -)').optional(),
@@ -46,16 +46,23 @@ export const envSchema = z.object({
   OSS_INTERNAL: z.enum(['true', 'false']).optional(),
   /**
    * Random faults of the loopback OSS server the stack starts when no OSS_ENDPOINT is set, e.g.
-   * `error:0.05,truncate:0.01` (parseFaultSpec in src/emulators/oss-server.ts); ignored otherwise.
+   * `error:0.05,truncate:0.01` (parseFaultSpec in src/emulators/oss-faults.ts); ignored otherwise.
    */
   OSS_EMULATOR_FAULTS: z.string().optional(),
   INVOKE_ENDPOINT: z.string().url().optional(),
   INVOKE_INTERNAL: z.enum(['true', 'false']).optional(),
   FC_REGION: z.string().optional(),
   FC_ACCOUNT_ID: z.string().optional(),
-  MODEL: z.enum(['resnet18', 'vgg16', 'mobilenetv2']).default('resnet18'),
+  /**
+   * Models to serve, comma-separated: ONNX files (each served under its base name without
+   * `.onnx`, planned per input shape), the generated networks resnet18, vgg16, mobilenetv2, or
+   * ppocr-det (PP-OCRv4 text detection). `npm start` serves resnet18,ppocr-det.
+   */
+  MODEL: z.string().regex(/^\s*[^,\s][^,]*(,\s*[^,\s][^,]*)*$/, 'a comma-separated list of .onnx files or generated model names').default('resnet18'),
+  /** A model repository: DIR/<name>/[<version>/]model.onnx, each with an optional config.json (src/serve/model-config.ts). */
+  MODEL_REPOSITORY: z.string().min(1).optional(),
   MODEL_PATH: z.string().optional(),
-  PLANS: z.string().default('plans/resnet18-224-2x2.json,plans/resnet18-224-4x4.json'),
+  PLANS: z.string().optional(),
   DEFAULT_PLAN: z.string().default('resnet18-224-4x4'),
   // 24 MiB: its base64 form in the HTTP event still fits FC's 32 MB synchronous invoke limit.
   MAX_BODY_BYTES: int(24 * 1024 * 1024, 1024),
@@ -65,7 +72,7 @@ export const envSchema = z.object({
   WORKER_MAX_SESSIONS: int(32, 1),
   WORKER_MEM_ARENA: z.enum(['true', 'false']).default('false'),
   /** Worker invocations that crash, time out or are throttled are sent again up to this many times (src/invoke/retry.ts). */
-  INVOKE_RETRIES: int(3, 0),
+  INVOKE_RETRIES: int(5, 0),
   /** The local stack runs esbuild bundles of the functions, as deployed, instead of TypeScript under tsx (faster instance starts). */
   LOCAL_BUNDLES: z.enum(['true', 'false']).default('true'),
   TOP_K: int(5, 0),
@@ -113,9 +120,16 @@ export interface Config {
     /** FC_EMULATOR_FAULTS, for the loopback FC server. */
     emulatorFaults?: string;
   };
-  model: 'resnet18' | 'vgg16' | 'mobilenetv2';
-  modelPath: string;
+  /** The name DEFAULT_PLAN is served under: resnet18 if MODEL has it, else the first generated network in MODEL (or MODEL's first entry). */
+  model: string;
+  /** MODEL's entries, in order. */
+  models: string[];
+  modelRepository?: string;
+  /** The model the committed PLANS are for: MODEL_PATH, or the first generated network's file. */
+  modelPath?: string;
   plans: string[];
+  /** PLANS was set (not the default committed plans). */
+  plansGiven: boolean;
   defaultPlan: string;
   maxBodyBytes: number;
   functionTimeoutMs: number;
@@ -189,6 +203,18 @@ export function parseApiKeys(raw: string | undefined): string[] {
   return [...new Set(keys)];
 }
 
+const DEFAULT_PLANS = 'plans/resnet18-224-2x2.json,plans/resnet18-224-4x4.json';
+const GENERATED = ['resnet18', 'vgg16', 'mobilenetv2'];
+
+/** MODEL's entries; the committed plans' model (MODEL_PATH, or the first generated network). */
+function modelSettings(raw: string, modelPath: string | undefined, repo: string | undefined): Pick<Config, 'model' | 'models' | 'modelPath' | 'modelRepository'> {
+  const models = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  // The committed plans are ResNet-18's: it takes them when it is served at all.
+  const arch = models.includes('resnet18') ? 'resnet18' : models.find((m) => GENERATED.includes(m));
+  const first = models[0].replace(/^.*[\\/]/, '').replace(/\.onnx$/i, '');
+  return { models, model: arch ?? first, modelPath: modelPath ?? (arch ? `models/${arch}.onnx` : undefined), ...(repo ? { modelRepository: repo } : {}) };
+}
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const r = envSchema.safeParse(env);
   if (!r.success) {
@@ -231,8 +257,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiKeys, maxInflight: e.MAX_INFLIGHT, maxQueue: e.MAX_QUEUE, requestTimeoutMs: Math.min(e.REQUEST_TIMEOUT_MS ?? e.FUNCTION_TIMEOUT_MS, e.FUNCTION_TIMEOUT_MS),
     oss, fc, exchange: e.EXCHANGE, redisUrl: e.REDIS_URL,
     port: e.PORT, host: e.HOST, dataDir: e.DATA_DIR, store: e.STORE, invoker: e.INVOKER,
-    model: e.MODEL, modelPath: e.MODEL_PATH ?? `models/${e.MODEL}.onnx`,
-    plans: e.PLANS.split(',').map((s) => s.trim()).filter(Boolean), defaultPlan: e.DEFAULT_PLAN,
+    ...modelSettings(e.MODEL, e.MODEL_PATH, e.MODEL_REPOSITORY),
+    plans: (e.PLANS ?? DEFAULT_PLANS).split(',').map((s) => s.trim()).filter(Boolean), plansGiven: e.PLANS !== undefined, defaultPlan: e.DEFAULT_PLAN,
     maxBodyBytes: e.MAX_BODY_BYTES, functionTimeoutMs: e.FUNCTION_TIMEOUT_MS,
     workerConcurrency: e.WORKER_CONCURRENCY, workerThreads: e.WORKER_THREADS, workerMaxSessions: e.WORKER_MAX_SESSIONS, workerMemArena: e.WORKER_MEM_ARENA === 'true', invokeRetries: e.INVOKE_RETRIES, localBundles: e.LOCAL_BUNDLES === 'true', topK: e.TOP_K,
     functions: { handler: fn('HANDLER'), master: fn('MASTER'), worker: fn('WORKER') },

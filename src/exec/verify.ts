@@ -23,15 +23,6 @@ export interface VerifyResult {
 /** Tolerance of the equality check: float rounding, scaled to the output's magnitude. */
 export const tolerance = (maxRef: number, eps = 1e-4) => eps * Math.max(1, maxRef);
 
-/**
- * The equality check's `eps` for any plan: 1e-4. float16 boundaries carry exactly what ORT holds
- * there (graph/types.ts `float16Boundaries`), so a float16 plan is held to the same bound.
- * Kept for callers that ask per plan.
- */
-export function boundaryEps(_plan: Plan): number {
-  return 1e-4;
-}
-
 export async function monolithic(modelBytes: Uint8Array, input: Tensor, inputName: string, opts: SessionOptions = {}) {
   const s = await createSession(modelBytes, 'monolithic', opts);
   try {

@@ -22,6 +22,8 @@ import type { FloatTensor } from '../runtime/ort.ts';
 import { HttpError, badRequest, internal, methodNotAllowed, notFound, payloadTooLarge, unsupportedMediaType } from './errors.ts';
 import { type FcHttpEvent, type FcHttpResult, binaryResult, errorResult, eventBody, eventHeader, jsonResult, mediaType } from './fc-event.ts';
 import { type Preprocessing, preprocessImage } from './image.ts';
+import { type TextDetection, detectionInput, detectionResponse, toBgr, wantsProbabilityMap } from './text-detection.ts';
+import { segmentationMask } from './segmentation.ts';
 import {
   type ResponseOutput,
   classificationOutput,
@@ -30,6 +32,7 @@ import {
   modelMetadata,
   parseInferRequest,
   topK,
+  type TensorMetadata,
 } from './oip.ts';
 
 export interface ModelEntry {
@@ -45,6 +48,14 @@ export interface ModelEntry {
   labels?: string[];
   /** Largest accepted input (element count); larger requests get 413. */
   maxInputElements?: number;
+  /** The model's real inputs and outputs for GET /v2/models/{name} (absent: FP32 from the fields above). */
+  metadata?: { inputs: TensorMetadata[]; outputs: TensorMetadata[]; versions?: string[] };
+  /** Image bodies in BGR plane order (models trained on images read by OpenCV). */
+  channelOrder?: 'rgb' | 'bgr';
+  /** Image bodies are answered with text boxes (./text-detection.ts). */
+  textDetection?: TextDetection;
+  /** Responses add `mask`, the per-pixel argmax of the [N,K,H,W] output (./segmentation.ts). */
+  segmentation?: boolean;
 }
 
 export interface InferenceBackend {
@@ -102,7 +113,15 @@ const ROUTES: Route[] = [
   { pattern: /^\/v2\/models\/([^/]+)$/, methods: { GET: modelMetadataRoute } },
   { pattern: /^\/v2\/models\/([^/]+)\/ready$/, methods: { GET: modelReady } },
   { pattern: /^\/v2\/models\/([^/]+)\/infer$/, methods: { POST: infer } },
+  // A version of a repository model is registered as `<name>/<version>`.
+  { pattern: /^\/v2\/models\/([^/]+)\/versions\/([^/]+)$/, methods: { GET: versioned(modelMetadataRoute) } },
+  { pattern: /^\/v2\/models\/([^/]+)\/versions\/([^/]+)\/ready$/, methods: { GET: versioned(modelReady) } },
+  { pattern: /^\/v2\/models\/([^/]+)\/versions\/([^/]+)\/infer$/, methods: { POST: versioned(infer) } },
 ];
+
+function versioned(h: Handler): Handler {
+  return (event, deps, [name, version]) => h(event, deps, [`${name}/${version}`]);
+}
 
 /** Routes one event; with `deps.metrics`, also serves `GET /metrics` and observes inference requests. */
 export async function route(event: FcHttpEvent, deps: RouteDeps): Promise<FcHttpResult> {
@@ -203,6 +222,7 @@ async function serverReady(_e: FcHttpEvent, deps: RouteDeps): Promise<FcHttpResu
 
 async function modelMetadataRoute(_e: FcHttpEvent, deps: RouteDeps, [name]: string[]): Promise<FcHttpResult> {
   const m = lookupModel(deps, name!);
+  if (m.metadata) return jsonResult(200, modelMetadata({ name: m.name, ...m.metadata }));
   return jsonResult(
     200,
     modelMetadata({
@@ -287,7 +307,7 @@ function costParams(cost: unknown): Record<string, unknown> {
 function deadlineOf(event: FcHttpEvent, deps: RouteDeps): number | undefined {
   const header = eventHeader(event, REQUEST_TIMEOUT_HEADER);
   if (deps.requestTimeoutMs !== undefined) return requestDeadline(header, deps.requestTimeoutMs);
-  return header === undefined ? undefined : requestDeadline(header, Number.MAX_SAFE_INTEGER / 2);
+  return header === undefined ? undefined : requestDeadline(header, Infinity);
 }
 
 async function infer(event: FcHttpEvent, deps: RouteDeps, params: string[]): Promise<FcHttpResult> {
@@ -304,6 +324,15 @@ async function inferAdmitted(event: FcHttpEvent, deps: RouteDeps, [name]: string
   const type = mediaType(contentType);
   const body = eventBody(event);
 
+  if (type.startsWith('image/') && model.textDetection) {
+    const probabilityMap = wantsProbabilityMap(event);
+    const { tensor, image } = await detectionInput(body, contentType ?? '', model.textDetection);
+    checkInputShape(model, tensor.dims);
+    const { output, cost } = await runBackend(deps, model, tensor, requestId, deadline);
+    const enc = await detectionResponse(model, requestId, output, image, { probabilityMap, parameters: costParams(cost) });
+    return enc.binary ? binaryResult(200, enc.body, enc.headers) : { statusCode: 200, headers: enc.headers, body: enc.body.toString('utf8'), isBase64Encoded: false };
+  }
+
   if (type.startsWith('image/')) {
     if (!model.preprocessing) {
       throw unsupportedMediaType(`model "${model.name}" does not accept images (no preprocessing configured); send an OIP v2 tensor request`, {
@@ -311,7 +340,8 @@ async function inferAdmitted(event: FcHttpEvent, deps: RouteDeps, [name]: string
       });
     }
     const k = parseTopKParam(event, deps.topK ?? 5);
-    const input = await preprocessImage(body, contentType ?? '', model.preprocessing);
+    const rgb = await preprocessImage(body, contentType ?? '', model.preprocessing);
+    const input = model.channelOrder === 'bgr' ? toBgr(rgb) : rgb;
     try {
       checkInputShape(model, input.dims);
     } catch (e) {
@@ -337,7 +367,7 @@ async function inferAdmitted(event: FcHttpEvent, deps: RouteDeps, [name]: string
   const input = req.inputs[0]!;
   checkInputShape(model, input.shape);
   for (const o of req.outputs ?? []) {
-    if (o.name !== model.outputName) {
+    if (o.name !== model.outputName && !(model.segmentation && o.name === 'mask')) {
       throw badRequest(`unknown output ${JSON.stringify(o.name)} requested; model "${model.name}" has output "${model.outputName}"`, {
         code: 'unknown_output',
         details: { output: o.name },
@@ -356,7 +386,7 @@ async function inferAdmitted(event: FcHttpEvent, deps: RouteDeps, [name]: string
       model_name: model.name,
       ...(req.id !== undefined ? { id: req.id } : {}),
       parameters: { request_id: requestId, ...costParams(cost) },
-      outputs: [out],
+      outputs: model.segmentation && output.dims.length === 4 ? [out, segmentationMask(output)] : [out],
     },
     { binary: req.binaryOutput },
   );

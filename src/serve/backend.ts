@@ -18,6 +18,8 @@ import { HANDLER, INPUT } from './bundles.ts';
 import { bundleBody, SegmentReader } from './worker.ts';
 import { decodeTensor } from './tile-codec.ts';
 import type { PlanCache } from './plans.ts';
+import type { ShapePlans } from './shape-plans.ts';
+import type { AutoPlanning } from './registry.ts';
 import { MasterFailedError } from './errors.ts';
 import { SpanKind } from '@opentelemetry/api';
 import { inSpan, inStoreSpan, traceFields } from './trace.ts';
@@ -156,6 +158,8 @@ export interface BackendDeps extends RequestDeps {
   workerFunction: string;
   handlerFunction: string;
   resources: Record<string, FunctionResources>;
+  /** Plans of models served without a committed plan, made and checked per input shape. */
+  shapePlans?: ShapePlans;
 }
 
 /** The handler's backend: one request through `runRequest`, and what it cost. */
@@ -164,12 +168,14 @@ export class DistributedBackend implements InferenceBackend {
 
   async ready() { return true; }
 
-  async infer(model: ModelEntry & { planKey?: string }, input: Tensor, requestId: string, opts: InferOptions = {}) {
+  async infer(model: ModelEntry & { planKey?: string; auto?: AutoPlanning }, input: Tensor, requestId: string, opts: InferOptions = {}) {
     // Clients may choose x-request-id; a random suffix keeps two requests from ever sharing a
     // store prefix (and deleting each other's tiles).
     const rid = `${requestId.replace(/[^A-Za-z0-9_-]/g, '').slice(0, 48) || 'r'}-${randomBytes(6).toString('hex')}`;
-    if (!model.planKey) throw badRequest(`model ${model.name} has no plan`);
-    const r = await runRequest(this.deps, model.planKey, input, rid, opts);
+    const planKey = model.planKey
+      ?? (model.auto && this.deps.shapePlans ? await this.deps.shapePlans.planKey(model.name, model.auto, input.dims[2], input.dims[3], opts.deadline) : undefined);
+    if (!planKey) throw badRequest(`model ${model.name} has no plan`);
+    const r = await runRequest(this.deps, planKey, input, rid, opts);
     const out = r.outputs[model.outputName] ?? Object.values(r.outputs)[0];
     // The routes' backend contract is float32 outputs: other dtypes are widened (exact up to 2^24).
     const output: FloatTensor = out.data instanceof Float32Array ? { dims: out.dims, data: out.data } : { dims: out.dims, data: toFloat32(out) };

@@ -5,11 +5,14 @@ import { ELEMENT_BYTES, type DType } from '../tensor/dtype.ts';
 /**
  * The exchange between invocations, derived from the plan and its chains (pure: no I/O).
  *
- * Every producer writes at most one object per request and stage, a *bundle*: one segment per
- * reader, holding exactly the halo strips (pieces) and reduction partials that reader needs
- * from it. A reader fetches its segment with one ranged read; offsets follow from the plan and
- * the batch size alone. A worker keeps its own cells in memory from one group of its chain to
- * the next, so only regions that change owner move.
+ * Every producer writes at most one object per request and stage, a *bundle*: the halo strips
+ * (pieces) and reduction partials its readers need from it, each byte stored once. Pieces are
+ * cut at every reader's region boundaries into blocks, and a block read by several readers (the
+ * input's halo overlaps, a corner three neighbours need, a partial every runner combines) is
+ * written once; blocks are ordered so that each reader's form few contiguous runs, and a reader
+ * fetches each run with one ranged read. Offsets follow from the plan and the batch size alone.
+ * A worker keeps its own cells in memory from one group of its chain to the next, so only
+ * regions that change owner move.
  *
  * Readers: a chain's worker (`c<chain>w<worker>`), the master, or the handler (model outputs).
  * Sources: the request input (written by the handler), a group tile, or a master stage.
@@ -19,11 +22,17 @@ export type Item =
   /** Partial of reduction `index` of reduce stage `stage` over the producer's own cell (float32). */
   | { kind: 'partial'; stage: number; index: number; channels: number };
 
-/** `floatsPerImage` counts elements (whatever their dtype); `bytesPerImage` sizes the segment. */
-export interface Segment { reader: string; items: Item[]; floatsPerImage: number; bytesPerImage: number }
+/**
+ * Consecutive items with the same readers, under one CRC-32. `floatsPerImage` counts elements
+ * (whatever their dtype); `bytesPerImage` sizes the segment.
+ */
+export interface Segment { readers: string[]; items: Item[]; floatsPerImage: number; bytesPerImage: number }
 export interface Bundle { source: string; segments: Segment[] }
 
-/** Where one part of a read region comes from: this worker's own cell, or an item of a bundle. */
+/**
+ * Where one part of a read region comes from: this worker's own cell, or an item of a bundle
+ * (`item` indexes the reader's view of it, readerItems).
+ */
 export type Part = { region: TileRegion } & ({ self: true } | { self: false; source: string; item: number });
 
 export interface RegionRead { tensor: string; region: TileRegion; parts: Part[] }
@@ -80,17 +89,17 @@ export function buildRoutes(plan: Plan, chains: Chain[] = plan.chains): Routes {
   const dtypes = new Map<string, DType>([[plan.input.name, plan.input.dtype ?? 'float32']]);
   for (const s of plan.stages) for (const o of s.outputs) dtypes.set(o.name, o.dtype ?? 'float32');
 
-  const bundles = new Map<string, Bundle>();
+  // What each reader wants from each source; bundles are laid out once every want is known.
+  const wants = new Map<string, Want[]>();
   const addItem = (source: string, reader: string, item: Item): number => {
-    let b = bundles.get(source);
-    if (!b) { b = { source, segments: [] }; bundles.set(source, b); }
-    let seg = b.segments.find((x) => x.reader === reader);
-    if (!seg) { seg = { reader, items: [], floatsPerImage: 0, bytesPerImage: 0 }; b.segments.push(seg); }
-    seg.items.push(item);
-    seg.floatsPerImage += itemFloats(item);
-    seg.bytesPerImage += itemBytes(item);
-    return seg.items.length - 1;
+    let w = wants.get(source);
+    if (!w) { w = []; wants.set(source, w); }
+    w.push({ reader, item });
+    return w.length - 1;
   };
+  /** Region reads whose parts still name wants (not view items) until the layout resolves them. */
+  const unresolved: { read: RegionRead; reader: string }[] = [];
+  const regionRead = (read: RegionRead, reader: string): RegionRead => { unresolved.push({ read, reader }); return read; };
   const inChain = (stage: number, chain?: Chain) => !!chain && chainOf.get(stage) === chain;
 
   // Owners: across a change of grid inside a chain, each tile goes to the worker whose previous
@@ -167,7 +176,8 @@ export function buildRoutes(plan: Plan, chains: Chain[] = plan.chains): Routes {
     if (s.kind === 'group') {
       for (const t of s.tiles) {
         const w = ownerOf(s.id, t.index);
-        reads.set(tileKey(s.id, t.index), t.inputs.map((i) => ({ tensor: i.tensor, region: i.region, parts: partsOf(i.tensor, i.region, workerReader(chain!.id, w), chain, w) })));
+        const reader = workerReader(chain!.id, w);
+        reads.set(tileKey(s.id, t.index), t.inputs.map((i) => regionRead({ tensor: i.tensor, region: i.region, parts: partsOf(i.tensor, i.region, reader, chain, w) }, reader)));
       }
       for (const i of s.inputs) if (!i.spatial && !inChain(producers.get(i.name)!.stage, chain)) wholeWrites.add(i.name);
       continue;
@@ -210,15 +220,22 @@ export function buildRoutes(plan: Plan, chains: Chain[] = plan.chains): Routes {
   const handlerReads = new Map<string, RegionRead>();
   for (const t of masterNeeds) {
     const p = producers.get(t)!;
-    if (p.kind === 'group') masterReads.set(t, { tensor: t, region: whole(t), parts: partsOf(t, whole(t), MASTER) });
+    if (p.kind === 'group' || p.kind === 'input') masterReads.set(t, regionRead({ tensor: t, region: whole(t), parts: partsOf(t, whole(t), MASTER) }, MASTER));
     else if (p.kind === 'master' && chainOf.has(p.stage)) wholeWrites.add(t);
-    else if (p.kind === 'input') masterReads.set(t, { tensor: t, region: whole(t), parts: partsOf(t, whole(t), MASTER) });
   }
   for (const o of plan.outputs) {
     const p = producers.get(o.name)!;
-    if (p.kind === 'group' || p.kind === 'input') handlerReads.set(o.name, { tensor: o.name, region: whole(o.name), parts: partsOf(o.name, whole(o.name), HANDLER) });
+    if (p.kind === 'group' || p.kind === 'input') handlerReads.set(o.name, regionRead({ tensor: o.name, region: whole(o.name), parts: partsOf(o.name, whole(o.name), HANDLER) }, HANDLER));
     else wholeWrites.add(o.name);
   }
+  const bundles = new Map<string, Bundle>();
+  const layouts = new Map<string, Layout>();
+  for (const [source, w] of wants) {
+    const l = layoutBundle(source, w, source === INPUT);
+    bundles.set(source, l.bundle);
+    layouts.set(source, l);
+  }
+  for (const { read, reader } of unresolved) read.parts = read.parts.flatMap((p) => (p.self ? [p] : layouts.get(p.source)!.parts(reader, p.item)));
   return { chains, chainOf, producers, bundles, reads, masterReads, handlerReads, reduceRole, runners, wholeWrites, ownerOf, tileOf };
 }
 
@@ -258,18 +275,195 @@ function inheritOwners(g: GroupStage, prev: GroupStage, prevOwners: number[], wo
   return out;
 }
 
-/** Byte range of `reader`'s segment in a bundle: a CRC-32, then its items' data in order. */
-export function segmentRange(b: Bundle, reader: string, batch: number): { start: number; end: number; segment: Segment } {
-  let start = 0;
-  for (const s of b.segments) {
-    const size = 4 + batch * s.bytesPerImage;
-    if (s.reader === reader) return { start, end: start + size, segment: s };
-    start += size;
-  }
-  throw new RangeError(`bundle ${b.source} has no segment for ${reader}`);
+interface Want { reader: string; item: Item }
+interface Block { item: Item; readers: Set<string> }
+interface Layout { bundle: Bundle; parts(reader: string, want: number): Part[] }
+
+const contains = (outer: TileRegion, inner: TileRegion) => inner.y0 >= outer.y0 && inner.y1 <= outer.y1 && inner.x0 >= outer.x0 && inner.x1 <= outer.x1;
+const cuts = (rs: TileRegion[], lo: 'y0' | 'x0', hi: 'y1' | 'x1') => [...new Set(rs.flatMap((r) => [r[lo], r[hi]]))].sort((a, b) => a - b);
+
+/** Ranged reads a block order costs: for each reader, its maximal runs of consecutive blocks. */
+function runsOf(order: Block[]): number {
+  let n = 0;
+  order.forEach((b, i) => { for (const r of b.readers) if (i === 0 || !order[i - 1].readers.has(r)) n++; });
+  return n;
 }
 
-export const bundleBytes = (b: Bundle, batch: number) => b.segments.reduce((a, s) => a + 4 + batch * s.bytesPerImage, 0);
+/**
+ * Moves single blocks to wherever they save the most runs, for a few passes. Cubic in the
+ * blocks per pass, so only for bundles of up to 32 blocks (larger ones keep the snake order).
+ */
+function improveOrder(order: Block[]): Block[] {
+  if (order.length > 32) return order;
+  let best = runsOf(order);
+  // One run per reader cannot be beaten.
+  const floor = new Set(order.flatMap((b) => [...b.readers])).size;
+  for (let pass = 0; pass < 4 && best > floor; pass++) {
+    let moved = false;
+    for (let i = 0; i < order.length; i++) {
+      const rest = order.slice(0, i).concat(order.slice(i + 1));
+      let at = -1;
+      for (let j = 0; j <= rest.length; j++) {
+        if (j === i) continue;
+        const cost = runsOf([...rest.slice(0, j), order[i], ...rest.slice(j)]);
+        if (cost < best) { best = cost; at = j; }
+      }
+      if (at >= 0) { order = [...rest.slice(0, at), order[i], ...rest.slice(at)]; moved = true; }
+    }
+    if (!moved) break;
+  }
+  return order;
+}
+
+/**
+ * Lays out one producer's bundle from what its readers want. Each tensor's wanted regions are
+ * cut at all their boundaries into blocks that every reader wants whole or not at all; each
+ * partial is one block. Blocks go in snake order over their grid (row by row, alternating
+ * direction: optimal for the input of a 2x2 grid), improved by moving single blocks, and
+ * consecutive blocks with the same readers share a segment. Outside the input, the shared
+ * layout is taken only where it gives every reader one run (its one ranged read); otherwise
+ * each reader gets a segment of its own, duplicates included.
+ */
+function layoutBundle(source: string, wants: Want[], alwaysShare: boolean): Layout {
+  const blocks: Block[] = [];
+  const byTensor = new Map<string, Want[]>();
+  const partials = new Map<string, Block>();
+  for (const w of wants) {
+    if (w.item.kind === 'piece') {
+      if (!byTensor.has(w.item.tensor)) byTensor.set(w.item.tensor, []);
+      byTensor.get(w.item.tensor)!.push(w);
+    } else {
+      const k = `${w.item.stage}:${w.item.index}`;
+      if (!partials.has(k)) partials.set(k, { item: w.item, readers: new Set() });
+      partials.get(k)!.readers.add(w.reader);
+    }
+  }
+  const tensorBlocks = new Map<string, Block[]>();
+  for (const [tensor, ws] of byTensor) {
+    const regions = ws.map((w) => (w.item as Extract<Item, { kind: 'piece' }>).region);
+    const ys = cuts(regions, 'y0', 'y1');
+    const xs = cuts(regions, 'x0', 'x1');
+    const own: Block[] = [];
+    let reverse = false;
+    for (let i = 0; i + 1 < ys.length; i++) {
+      const row: Block[] = [];
+      for (let j = 0; j + 1 < xs.length; j++) {
+        const cell = { y0: ys[i], y1: ys[i + 1], x0: xs[j], x1: xs[j + 1] };
+        const readers = new Set(ws.filter((w, k) => contains(regions[k], cell)).map((w) => w.reader));
+        if (readers.size) row.push({ item: { ...(ws[0].item as Extract<Item, { kind: 'piece' }>), region: cell }, readers });
+      }
+      if (!row.length) continue;
+      if (reverse) row.reverse();
+      reverse = !reverse;
+      own.push(...row);
+    }
+    tensorBlocks.set(tensor, own);
+    blocks.push(...own);
+  }
+  blocks.push(...partials.values());
+  const order = improveOrder(blocks);
+  const readers = [...new Set(wants.map((w) => w.reader))];
+  if (alwaysShare || runsOf(order) === readers.length) {
+    const segments: Segment[] = [];
+    let last = '';
+    for (const b of order) {
+      const key = [...b.readers].sort().join(',');
+      if (key !== last || !segments.length) segments.push({ readers: [...b.readers].sort(), items: [], floatsPerImage: 0, bytesPerImage: 0 });
+      last = key;
+      const seg = segments[segments.length - 1];
+      seg.items.push(b.item);
+      seg.floatsPerImage += itemFloats(b.item);
+      seg.bytesPerImage += itemBytes(b.item);
+    }
+    // A block's index in each reader's view: the items of the segments it reads, in order.
+    const views = new Map<string, Map<Block, number>>(readers.map((r) => [r, new Map()]));
+    const seen = new Map<string, number>(readers.map((r) => [r, 0]));
+    let k = 0;
+    for (const seg of segments) {
+      const segBlocks = order.slice(k, k + seg.items.length);
+      k += seg.items.length;
+      for (const r of seg.readers) {
+        segBlocks.forEach((b, i) => views.get(r)!.set(b, seen.get(r)! + i));
+        seen.set(r, seen.get(r)! + seg.items.length);
+      }
+    }
+    return {
+      bundle: { source, segments },
+      parts(reader, want) {
+        const w = wants[want];
+        const view = views.get(reader)!;
+        if (w.item.kind === 'partial') {
+          const b = partials.get(`${w.item.stage}:${w.item.index}`)!;
+          return [{ region: { y0: 0, y1: 0, x0: 0, x1: 0 }, self: false, source, item: view.get(b)! }];
+        }
+        const region = w.item.region;
+        return tensorBlocks.get(w.item.tensor)!.filter((b) => b.readers.has(reader) && contains(region, (b.item as Extract<Item, { kind: 'piece' }>).region))
+          .map((b) => ({ region: (b.item as Extract<Item, { kind: 'piece' }>).region, self: false as const, source, item: view.get(b)! }));
+      },
+    };
+  }
+  // One segment per reader, as each wants it.
+  const segments: Segment[] = readers.map((r) => ({ readers: [r], items: [], floatsPerImage: 0, bytesPerImage: 0 }));
+  const index = wants.map((w) => {
+    const seg = segments[readers.indexOf(w.reader)];
+    seg.items.push(w.item);
+    seg.floatsPerImage += itemFloats(w.item);
+    seg.bytesPerImage += itemBytes(w.item);
+    return seg.items.length - 1;
+  });
+  return {
+    bundle: { source, segments },
+    parts: (reader, want) => [{ region: wants[want].item.kind === 'piece' ? (wants[want].item as Extract<Item, { kind: 'piece' }>).region : { y0: 0, y1: 0, x0: 0, x1: 0 }, self: false, source, item: index[want] }],
+  };
+}
+
+const segmentBytes = (s: Segment, batch: number) => 4 + batch * s.bytesPerImage;
+
+/**
+ * The ranged reads `reader` makes of a bundle: its maximal runs of consecutive segments, each
+ * a byte range holding a CRC-32 and the items' data per segment.
+ */
+export function readerRuns(b: Bundle, reader: string, batch: number): { start: number; end: number; segments: Segment[] }[] {
+  const runs: { start: number; end: number; segments: Segment[] }[] = [];
+  let start = 0;
+  for (const s of b.segments) {
+    const end = start + segmentBytes(s, batch);
+    if (s.readers.includes(reader)) {
+      const last = runs[runs.length - 1];
+      if (last && last.end === start) { last.end = end; last.segments.push(s); } else runs.push({ start, end, segments: [s] });
+    }
+    start = end;
+  }
+  if (!runs.length) throw new RangeError(`bundle ${b.source} has no segment for ${reader}`);
+  return runs;
+}
+
+const views = new WeakMap<Bundle, Map<string, Item[]>>();
+/** The items `reader` reads from a bundle, in order: what Part.item indexes. */
+export function readerItems(b: Bundle, reader: string): Item[] {
+  let m = views.get(b);
+  if (!m) { m = new Map(); views.set(b, m); }
+  let v = m.get(reader);
+  if (!v) {
+    v = b.segments.filter((s) => s.readers.includes(reader)).flatMap((s) => s.items);
+    if (!v.length) throw new RangeError(`bundle ${b.source} has no segment for ${reader}`);
+    m.set(reader, v);
+  }
+  return v;
+}
+
+/** Bytes `reader` fetches from a bundle (its runs). */
+export const readerBytes = (b: Bundle, reader: string, batch: number) => readerRuns(b, reader, batch).reduce((a, r) => a + r.end - r.start, 0);
+/** Bytes of the bundle object, each segment once. */
+export const bundleBytes = (b: Bundle, batch: number) => b.segments.reduce((a, s) => a + segmentBytes(s, batch), 0);
+/** Bytes all readers fetch from a bundle: each segment once per reader. */
+export const bundleReadBytes = (b: Bundle, batch: number) => b.segments.reduce((a, s) => a + s.readers.length * segmentBytes(s, batch), 0);
+/** Ranged reads of a bundle by all its readers (one per run). */
+export function bundleReads(b: Bundle): number {
+  let n = 0;
+  b.segments.forEach((s, i) => { for (const r of s.readers) if (i === 0 || !b.segments[i - 1].readers.includes(r)) n++; });
+  return n;
+}
 
 /** Stages in the order invocations run them: chains as units, master stages alone. */
 export function schedule(plan: Plan, routes: Routes): ({ kind: 'chain'; chain: Chain } | { kind: 'master'; stage: MasterStage })[] {
@@ -289,8 +483,8 @@ export function schedule(plan: Plan, routes: Routes): ({ kind: 'chain'; chain: C
  */
 export function exchangeBytes(plan: Plan, batch = plan.input.shape[0], routes = buildRoutes(plan)): { direct: number; mergeResplit: number } {
   let direct = 0;
-  // Every bundle segment is written once and read once.
-  for (const b of routes.bundles.values()) direct += 2 * bundleBytes(b, batch);
+  // Every bundle is written once, and each of its segments read once by each of its readers.
+  for (const b of routes.bundles.values()) direct += bundleBytes(b, batch) + bundleReadBytes(b, batch);
   const n = batch / plan.input.shape[0];
   let mergeResplit = 0;
   for (const s of plan.stages) if (s.kind === 'group') mergeResplit += 2 * s.bytes.tileInputs * n + 2 * s.bytes.tileOutputs * n;

@@ -6,6 +6,9 @@
 import type { Plan } from '../plan/schema.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../store/object-store.ts';
 import { publishPlan } from './artifacts.ts';
+import { guardPlan } from './guard.ts';
+import { materializePlan } from '../planner/materialize.ts';
+import { oipDatatype } from '../http/oip.ts';
 import { REGISTRY_KEY, registrySchema, type Registry, type RegistryEntry } from './registry.ts';
 
 /** The served model entry for a published plan, under `name`. */
@@ -19,6 +22,10 @@ export function registryEntry(name: string, planKey: string, plan: Plan): Regist
     outputName: plan.outputs[0].name,
     outputShape: [-1, ...plan.outputs[0].shape.slice(1)],
     preprocessing: c === 3 ? { width: w, height: h } : undefined,
+    io: {
+      inputs: [{ name: plan.input.name, datatype: oipDatatype(plan.input.dtype ?? 'float32'), shape: [-1, c, h, w] }],
+      outputs: plan.outputs.map((o) => ({ name: o.name, datatype: oipDatatype(o.dtype ?? 'float32'), shape: [-1, ...o.shape.slice(1)] })),
+    },
   };
 }
 
@@ -31,9 +38,9 @@ export async function readRegistryOrEmpty(store: ObjectStore): Promise<Registry>
     if (e instanceof ObjectNotFoundError) return { version: 1, models: [] };
     throw e;
   }
-  const reg = JSON.parse(raw.toString('utf8')) as Registry;
-  registrySchema.parse(reg); // validate, but keep the entries as written (no defaults filled in)
-  return reg;
+  const json: unknown = JSON.parse(raw.toString('utf8'));
+  registrySchema.parse(json); // validate, but keep the entries as written (no defaults filled in)
+  return json as Registry;
 }
 
 export interface RegistryUpdate { registry: Registry; added: string[]; replaced: string[] }
@@ -71,14 +78,17 @@ export async function writeRegistry(store: ObjectStore, reg: Registry): Promise<
 export interface PublishedPlan extends RegistryUpdate { planKey: string; uploaded: number; bytes: number; entries: RegistryEntry[] }
 
 /**
- * Publishes one plan (its sub-models, content-addressed, then the plan) and registers it under
- * `names` (read-modify-write of the registry). `defaultName`, if given, is listed first.
+ * Checks one plan with the guard (./guard.ts), publishes it (its sub-models, content-addressed,
+ * then the plan) and registers it under `names` (read-modify-write of the registry).
+ * `defaultName`, if given, is listed first.
  */
 export async function publishPlanToRegistry(
   store: ObjectStore, modelBytes: Uint8Array, plan: Plan,
-  opts: { planName: string; names: string[]; defaultName?: string },
+  opts: { planName: string; names: string[]; defaultName?: string; guardBudgetBytes?: number },
 ): Promise<PublishedPlan> {
   if (!opts.names.length) throw new Error('no registry name given for the plan');
+  // Checked against monolithic ORT before anything is uploaded: a wrong plan never reaches the store.
+  await guardPlan(modelBytes, plan, materializePlan(modelBytes, plan).subModels, { budgetBytes: opts.guardBudgetBytes });
   const { planKey, uploaded, bytes } = await publishPlan(store, modelBytes, plan, opts.planName);
   const entries = opts.names.map((n) => registryEntry(n, planKey, plan));
   const update = upsertRegistry(await readRegistryOrEmpty(store), entries, opts.defaultName ? [opts.defaultName] : []);

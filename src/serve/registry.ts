@@ -4,19 +4,53 @@ import type { ModelEntry } from '../http/routes.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { ArtifactMissingError } from './errors.ts';
 import { ObjectNotFoundError } from '../store/object-store.ts';
+import { costProfileSchema } from '../cost/model.ts';
+import { detPreprocessingSchema } from '../vision/ppocr.ts';
+import { dbOptionsSchema } from '../vision/db.ts';
+import { shapePolicySchema, tensorMetaSchema } from './model-config.ts';
 
-/** What the handler serves: model names, each bound to a published plan. */
+/**
+ * How a model without a committed plan is planned per input shape (src/serve/shape-plans.ts):
+ * the model's bytes in the store, the sizes it accepts, and what the automatic planner is told.
+ */
+export const autoPlanningSchema = z.object({
+  modelKey: z.string(),
+  modelSha: z.string().regex(/^[0-9a-f]{64}$/),
+  shape: shapePolicySchema,
+  objective: z.enum(['balanced', 'latency', 'cost']),
+  profile: costProfileSchema,
+  vcpu: z.number().positive(),
+  workerMemoryMb: z.number().int().positive(),
+  /** Worker instances that run at once (the pool size, or FC's instance limit). */
+  concurrency: z.number().int().positive(),
+  maxWorkers: z.number().int().positive(),
+  /** Memory the guard's monolithic check may use (MB); above it the check runs at a smaller shape. */
+  guardMemoryMb: z.number().int().positive(),
+}).strict();
+export type AutoPlanning = z.infer<typeof autoPlanningSchema>;
+
+/** What the handler serves: model names, each bound to a published plan, or planned per input shape (`auto`). */
 export const registrySchema = z.object({
   version: z.literal(1),
   models: z.array(z.object({
-    name: z.string().regex(/^[A-Za-z0-9._-]+$/),
-    planKey: z.string(),
+    /** A versioned entry of a model repository is listed as `<name>/<version>`. */
+    name: z.string().regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)?$/),
+    /** The committed plan; absent for models planned per shape. */
+    planKey: z.string().optional(),
     inputName: z.string(),
     inputShape: z.array(z.number().int()),
     outputName: z.string(),
     outputShape: z.array(z.number().int()),
     preprocessing: z.input(preprocessingSchema).optional(),
     labels: z.array(z.string()).optional(),
+    /** The model's real inputs and outputs (names, OIP datatypes, -1 for dynamic axes): GET /v2/models/{name}. */
+    io: z.object({ inputs: z.array(tensorMetaSchema), outputs: z.array(tensorMetaSchema) }).strict().optional(),
+    versions: z.array(z.string()).optional(),
+    auto: autoPlanningSchema.optional(),
+    channelOrder: z.enum(['rgb', 'bgr']).optional(),
+    /** Image bodies prepared as PaddleOCR does, and the map turned into boxes (DB post-processing). */
+    textDetection: z.object({ preprocessing: detPreprocessingSchema, db: dbOptionsSchema }).strict().optional(),
+    segmentation: z.boolean().optional(),
   }).strict()),
 }).strict();
 export type Registry = z.infer<typeof registrySchema>;
@@ -35,10 +69,26 @@ export async function readRegistry(store: ObjectStore): Promise<Registry> {
   return registrySchema.parse(JSON.parse(raw.toString('utf8')));
 }
 
-export function modelEntries(reg: Registry): Map<string, ModelEntry & { planKey: string }> {
-  return new Map(reg.models.map((m) => [m.name, {
-    name: m.name, planKey: m.planKey, inputName: m.inputName, inputShape: m.inputShape, outputName: m.outputName, outputShape: m.outputShape,
-    preprocessing: m.preprocessing ? preprocessingSchema.parse(m.preprocessing) : undefined, labels: m.labels,
-    maxInputElements: m.inputShape.map((d) => (d < 0 ? 64 : d)).reduce((a, b) => a * b, 1),
-  }]));
+/** What the backend needs beyond the routes' view of a model. */
+export type ServedModel = ModelEntry & { planKey?: string; auto?: AutoPlanning };
+
+export function modelEntries(reg: Registry): Map<string, ServedModel> {
+  return new Map(reg.models.map((m) => {
+    const [, c] = m.inputShape;
+    // Dynamic sizes are bounded by the shape policy (4 images of the largest side); fixed ones by a batch of 64.
+    const side = m.auto?.shape.kind === 'dynamic' ? m.auto.shape.maxSide : 0;
+    const dims = m.inputShape.map((d, i) => (d >= 0 ? d : i === 0 ? 64 : side || 64));
+    const entry: ServedModel = {
+      name: m.name, inputName: m.inputName, inputShape: m.inputShape, outputName: m.outputName, outputShape: m.outputShape,
+      preprocessing: m.preprocessing ? preprocessingSchema.parse(m.preprocessing) : undefined, labels: m.labels,
+      maxInputElements: side ? 4 * c * side * side : dims.reduce((a, b) => a * b, 1),
+      ...(m.planKey ? { planKey: m.planKey } : {}),
+      ...(m.auto ? { auto: m.auto } : {}),
+      ...(m.io ? { metadata: { ...m.io, ...(m.versions ? { versions: m.versions } : {}) } } : {}),
+      ...(m.channelOrder ? { channelOrder: m.channelOrder } : {}),
+      ...(m.textDetection ? { textDetection: m.textDetection } : {}),
+      ...(m.segmentation ? { segmentation: true } : {}),
+    };
+    return [m.name, entry];
+  }));
 }

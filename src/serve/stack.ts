@@ -1,9 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { functionEnv, type Config } from '../config.ts';
-import { ensureModel } from '../models/index.ts';
-import { parsePlan } from '../planner/materialize.ts';
 import { ProcessPoolInvoker } from '../invoke/process-pool.ts';
 import { sharedLocalBundles } from '../deploy/local-bundles.ts';
 import { FUNCTION_ENTRIES, type FunctionKey } from '../deploy/package.ts';
@@ -14,13 +11,13 @@ import { ApiKeys } from '../http/access.ts';
 import { Admission } from '../http/admission.ts';
 import { fcHttpResultSchema, stringifyWithBody } from '../http/fc-event.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import { publishPlan } from './artifacts.ts';
-import { registryEntry } from './publish.ts';
+import { publishServedModels } from './model-sources.ts';
 import { functionResources, makeExchange, makeStore } from './deps.ts';
 import { DistributedBackend, runRequest, type RequestResult } from './backend.ts';
 import { PlanCache } from './plans.ts';
+import { ShapePlans } from './shape-plans.ts';
 import type { Tensor } from '../runtime/ort.ts';
-import { REGISTRY_KEY, type Registry } from './registry.ts';
+import type { Registry } from './registry.ts';
 import { ServeError } from './errors.ts';
 import { emulatorCredentials, staticCredentials } from '../cloud/credentials.ts';
 import { startOssServer, type OssServer } from '../emulators/oss-server.ts';
@@ -32,23 +29,13 @@ import type { LocalFunctionConfig } from '../invoke/process-pool.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** Publishes every configured plan and a registry naming the served models. */
-export async function publishModel(config: Config, store: ObjectStore, modelBytes: Uint8Array): Promise<Registry> {
-  const models: Registry['models'] = [];
-  for (const file of config.plans) {
-    const plan = parsePlan(JSON.parse(await readFile(file, 'utf8')), file);
-    const name = basename(file).replace(/\.json$/, '');
-    const { planKey } = await publishPlan(store, modelBytes, plan, name);
-    const entry = registryEntry(name, planKey, plan);
-    models.push(entry);
-    if (name === config.defaultPlan) models.unshift({ ...entry, name: config.model });
-  }
-  if (!models.some((m) => m.name === config.model)) {
-    throw new ServeError(`DEFAULT_PLAN ${config.defaultPlan} is not among PLANS (${config.plans.join(', ')})`);
-  }
-  const registry: Registry = { version: 1, models };
-  await store.put(REGISTRY_KEY, Buffer.from(JSON.stringify(registry)));
-  return registry;
+/**
+ * Publishes every served model (committed plans, checked by the guard; models planned per
+ * shape; src/serve/model-sources.ts) and a registry naming them. Fails, naming the model and
+ * field, before anything is served.
+ */
+export async function publishModel(config: Config, store: ObjectStore, planModelBytes?: Uint8Array): Promise<Registry> {
+  return (await publishServedModels(config, store, planModelBytes)).registry;
 }
 
 export interface LocalStack {
@@ -91,7 +78,6 @@ export function withEmulatorDefaults(env: Record<string, string | undefined>): R
  * INVOKER=fc and no endpoints, loopback OSS/FC servers stand in for the cloud.
  */
 export async function startLocalStack(config: Config, env: Record<string, string> = {}): Promise<LocalStack> {
-  const modelPath = await ensureModel(config.model, config.modelPath);
   const closers: (() => Promise<void>)[] = [];
   const fnEnv: Record<string, string> = { ...functionEnv(config), ...env, DATA_DIR: resolve(config.dataDir), STORE: config.store, INVOKER: config.invoker };
   // One STS-style credential plays the functions' role for both emulators.
@@ -113,7 +99,7 @@ export async function startLocalStack(config: Config, env: Record<string, string
     if (o.region) fnEnv.ALIBABA_REGION = o.region;
   }
   const store = makeStore(cfg, config.store === 'oss' && !config.oss!.endpoint ? staticCredentials(role) : undefined);
-  const registry = await publishModel(cfg, store, await readFile(modelPath));
+  const registry = await publishModel(cfg, store);
   // The handler side of in-process requests (`request`, `backend`) uses the functions' exchange.
   const exchange = makeExchange(cfg, store);
   closers.push(() => exchange.close());
@@ -167,7 +153,7 @@ export async function startLocalStack(config: Config, env: Record<string, string
   });
   const plans = new PlanCache(store);
   const requestDeps = { store, invoker, plans, masterFunction: f.master.name, maxWorkers: f.worker.maxInstances, timeoutMs: config.functionTimeoutMs, exchange };
-  const backend = new DistributedBackend({ ...requestDeps, handlerFunction: f.handler.name, workerFunction: f.worker.name, resources: functionResources(config) });
+  const backend = new DistributedBackend({ ...requestDeps, handlerFunction: f.handler.name, workerFunction: f.worker.name, resources: functionResources(config), shapePlans: new ShapePlans(store) });
   return {
     url: gateway.url, invoker, pool, registry, store, backend, ...(fcServer ? { fcServer } : {}), ...(ossServer ? { ossServer } : {}),
     request: (planKey, input, requestId) => runRequest(requestDeps, planKey, input, requestId),

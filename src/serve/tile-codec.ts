@@ -2,6 +2,7 @@ import { crc32 } from 'node:zlib';
 import { z } from 'zod';
 import { tileRegionSchema } from '../plan/schema.ts';
 import { bytesOf, dtypeOf, dtypeSchema, ELEMENT_BYTES, fromBytes, makeTensor, type DType, type Tensor, type TensorData } from '../tensor/dtype.ts';
+import type { TileRegion } from '../tiling/geometry.ts';
 import { TileFormatError } from './errors.ts';
 
 /**
@@ -50,20 +51,54 @@ export function decodeTensor(buf: Buffer, key: string): { tensor: Tensor; header
   return { tensor: makeTensor(header.dtype, header.dims, fromBytes(header.dtype, data, n)), header };
 }
 
+/** A bundle item: data as it is, or `region` of `src` (a map covering `at`), copied straight into the body. */
+export type BundleItem = TensorData | { src: Tensor; at: TileRegion; region: TileRegion };
+
+function itemSize(it: BundleItem): number {
+  if (ArrayBuffer.isView(it)) return it.byteLength;
+  const [n, c] = it.src.dims;
+  return n * c * (it.region.y1 - it.region.y0) * (it.region.x1 - it.region.x0) * ELEMENT_BYTES[dtypeOf(it.src)];
+}
+
 /**
- * A bundle: for each reader's segment, a CRC-32 (LE) of its data, then its items' raw data in
- * order, with no padding. No header: offsets and dtypes follow from the plan and the batch size
- * (see bundles.ts).
+ * A bundle: for each segment, a CRC-32 (LE) of its data, then its items' raw data in order,
+ * with no padding. No header: offsets and dtypes follow from the plan and the batch size (see
+ * bundles.ts). Regions are copied row by row into the one output buffer (no crop, no concat).
  */
-export function encodeBundle(segments: { items: TensorData[] }[]): Buffer {
-  const parts: Buffer[] = [];
+export function encodeBundle(segments: { items: BundleItem[] }[]): Buffer {
+  const total = segments.reduce((a, s) => a + 4 + s.items.reduce((b, it) => b + itemSize(it), 0), 0);
+  const out = Buffer.allocUnsafe(total);
+  let off = 0;
   for (const s of segments) {
-    const data = Buffer.concat(s.items.map((a) => bytesOf(a)));
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32LE(crc32(data));
-    parts.push(crc, data);
+    const crcAt = off;
+    off += 4;
+    const start = off;
+    for (const it of s.items) {
+      if (ArrayBuffer.isView(it)) { out.set(bytesOf(it), off); off += it.byteLength; continue; }
+      const { src, at, region: r } = it;
+      const e = ELEMENT_BYTES[dtypeOf(src)];
+      const [n, c, sh, sw] = src.dims;
+      const rh = r.y1 - r.y0;
+      const rw = r.x1 - r.x0;
+      if (r.y0 < at.y0 || r.x0 < at.x0 || r.y1 > at.y0 + sh || r.x1 > at.x0 + sw || rh <= 0 || rw <= 0) {
+        throw new RangeError(`region [${r.y0},${r.y1})x[${r.x0},${r.x1}) is not inside the map it is cut from`);
+      }
+      const bytes = bytesOf(src.data);
+      const rowBytes = rw * e;
+      for (let p = 0; p < n * c; p++) {
+        const first = (p * sh * sw + (r.y0 - at.y0) * sw + (r.x0 - at.x0)) * e;
+        // Full-width rows are one run per plane.
+        if (rw === sw) { out.set(bytes.subarray(first, first + rh * rowBytes), off); off += rh * rowBytes; continue; }
+        for (let y = 0; y < rh; y++) {
+          const from = first + y * sw * e;
+          out.set(bytes.subarray(from, from + rowBytes), off);
+          off += rowBytes;
+        }
+      }
+    }
+    out.writeUInt32LE(crc32(out.subarray(start, off)), crcAt);
   }
-  return Buffer.concat(parts);
+  return out;
 }
 
 /** One item of a segment: its element count, and its dtype (float32 when a bare count is given). */

@@ -12,7 +12,7 @@ import type { Exchange, Notifier } from '../exchange/exchange.ts';
 import { exchangeTrafficSchema, storeExchangeBackend, type ExchangeBackend } from '../exchange/backend.ts';
 import { ExchangeError } from '../exchange/errors.ts';
 import type { ArtifactCache } from './artifacts.ts';
-import { itemDtype, itemFloats, segmentRange, tileKey, tileSource, workerReader, type Bundle, type Part, type RegionRead, type Routes } from './bundles.ts';
+import { itemDtype, itemFloats, readerItems, readerRuns, tileKey, tileSource, workerReader, type Bundle, type Item, type Part, type RegionRead, type Routes } from './bundles.ts';
 import { requestKeys } from './keys.ts';
 import { decodeSegment, decodeTensor, encodeBundle, encodeTensor } from './tile-codec.ts';
 import { ServeError, TileFormatError } from './errors.ts';
@@ -74,10 +74,21 @@ export class SegmentReader {
     let p = this.segments.get(source);
     if (!p) {
       const bundle = this.routes.bundles.get(source)!;
-      const { start, end, segment } = segmentRange(bundle, this.reader, this.ctx.batch);
+      const runs = readerRuns(bundle, this.reader, this.ctx.batch);
       const key = requestKeys.bundle(this.ctx.requestId, source);
-      const read = () => this.exchange.wait(key, { deadline: this.ctx.deadline, range: { start, end }, abortKey: requestKeys.abort(this.ctx.requestId), what: this.ctx.describe?.(source) ?? source })
-        .then((buf) => decodeSegment(buf, segment.items.map((it) => ({ dtype: itemDtype(it), count: this.ctx.batch * itemFloats(it) })), key));
+      const spec = (it: Item) => ({ dtype: itemDtype(it), count: this.ctx.batch * itemFloats(it) });
+      // One ranged read per run of this reader's segments, all at once; each segment checked.
+      const read = async () => (await Promise.all(runs.map(async ({ start, end, segments }) => {
+        const buf = await this.exchange.wait(key, { deadline: this.ctx.deadline, range: { start, end }, abortKey: requestKeys.abort(this.ctx.requestId), what: this.ctx.describe?.(source) ?? source });
+        if (buf.length !== end - start) throw new TileFormatError(`run is ${buf.length} bytes, expected ${end - start}`, { key });
+        let off = 0;
+        return segments.flatMap((s) => {
+          const size = 4 + this.ctx.batch * s.bytesPerImage;
+          const items = decodeSegment(buf.subarray(off, off + size), s.items.map(spec), key);
+          off += size;
+          return items;
+        });
+      }))).flat();
       // A segment that fails its CRC-32 or length was damaged on the way (the store's own checks
       // cannot see into a ranged read): read it once more, and if that fails too, fail loudly.
       p = read().catch(async (first: unknown) => {
@@ -102,7 +113,7 @@ export class SegmentReader {
     const partTensor = async (p: Part): Promise<{ t: Tensor; at: TileRegion }> => {
       if (p.self) return { t: own!(read.tensor).t, at: own!(read.tensor).region };
       const data = (await this.items(p.source))[p.item];
-      const item = segmentRange(this.routes.bundles.get(p.source)!, this.reader, b).segment.items[p.item];
+      const item = readerItems(this.routes.bundles.get(p.source)!, this.reader)[p.item];
       return { t: makeTensor(itemDtype(item), [b, channels, p.region.y1 - p.region.y0, p.region.x1 - p.region.x0], data), at: p.region };
     };
     if (read.parts.length === 1 && sameRegion(read.parts[0].region, read.region)) {
@@ -122,7 +133,7 @@ export function bundleBody(bundle: Bundle, cellOf: (tensor: string) => { t: Tens
     items: s.items.map((it) => {
       if (it.kind === 'partial') return partial!(it.stage, it.index);
       const cell = cellOf(it.tensor);
-      return sameRegion(it.region, cell.region) ? cell.t.data : cropRegion(cell.t, relative(it.region, cell.region)).data;
+      return sameRegion(it.region, cell.region) ? cell.t.data : { src: cell.t, at: cell.region, region: it.region };
     }),
   })));
 }
@@ -175,7 +186,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     if (!t) {
       const p = routes.producers.get(name)!;
       const key = requestKeys.whole(task.requestId, p.stage, p.outputIndex);
-      t = await timed('exchange', async () => decodeTensor(await store.get(key), key).tensor);
+      t = await timed('exchange', async () => decodeTensor(await unlessPutFailed(store.get(key)), key).tensor);
       wholes.set(name, t);
     }
     return t;
@@ -202,6 +213,18 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
   };
   const ms0 = performance.now() - t0;
   ms.load += ms0;
+  // Bundles are written in the background while the next stage reads and computes; a write
+  // that fails fails whatever this worker is waiting on, so it never waits for nothing.
+  const puts: Promise<void>[] = [];
+  let failPut!: (e: unknown) => void;
+  const putFailed = new Promise<never>((_, reject) => { failPut = reject; });
+  putFailed.catch(() => undefined);
+  const unlessPutFailed = <T>(p: Promise<T>): Promise<T> => Promise.race([p, putFailed]);
+  const putInBackground = (key: string, body: Buffer) => {
+    const p = exchange.put(key, body);
+    p.catch(failPut);
+    puts.push(p);
+  };
 
   try {
     for (const [k, id] of chain.stages.entries()) {
@@ -214,6 +237,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
       });
       release(k);
     }
+    await timed('exchange', () => Promise.all(puts));
   } catch (e) {
     if (e instanceof ExchangeError) throw fail(`chain ${chain.id} worker ${j}: ${e.message}`);
     throw e;
@@ -227,7 +251,7 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     const sess = await session(s.subModel.sha256);
     const reads = routes.reads.get(tileKey(s.id, ti))!;
     const spatial: Record<string, Tensor> = {};
-    await timed('exchange', () => Promise.all(reads.map(async (r) => { spatial[r.tensor] = await reader.region(r, channels(r.tensor), (t) => held.get(t)!); })));
+    await timed('exchange', () => unlessPutFailed(Promise.all(reads.map(async (r) => { spatial[r.tensor] = await reader.region(r, channels(r.tensor), (t) => held.get(t)!); }))));
     // Cells this stage was the last to read are copied into its inputs: free them before ORT runs.
     release(k);
     const wholeIn: Record<string, Tensor> = {};
@@ -241,30 +265,35 @@ export async function runWorkerTask(task: WorkerTask, deps: WorkerDeps): Promise
     });
     const bundle = routes.bundles.get(tileSource(s.id, ti));
     if (bundle) {
-      const body = bundleBody(bundle, (t) => held.get(t)!, (stage, index) => partials.get(`${stage}:${index}`)!);
-      await timed('exchange', () => exchange.put(requestKeys.bundle(task.requestId, bundle.source), body));
+      await timed('exchange', async () => putInBackground(requestKeys.bundle(task.requestId, bundle.source), bundleBody(bundle, (t) => held.get(t)!, (stage, index) => partials.get(`${stage}:${index}`)!)));
     }
   }
 
   async function runReduce(s: MasterStage) {
     if (!routes.runners.get(s.id)!.has(j)) return;
+    // Every neighbour's partials at once: the barrier costs the slowest neighbour, not their sum.
+    const sources = new Set<string>();
+    for (const r of s.reduce!.reductions) {
+      const g = byId.get(routes.producers.get(r.input)!.stage) as GroupStage;
+      for (const t of g.tiles) if (routes.ownerOf(g.id, t.index) !== j) sources.add(tileSource(g.id, t.index));
+    }
+    await timed('exchange', () => unlessPutFailed(Promise.all([...sources].map((x) => reader.items(x)))));
     for (const [index, r] of s.reduce!.reductions.entries()) {
       const p = routes.producers.get(r.input)!;
       const g = byId.get(p.stage) as GroupStage;
       const parts: Float32Array[] = [];
       for (const t of g.tiles) {
         if (routes.ownerOf(g.id, t.index) === j) { parts.push(partials.get(`${s.id}:${index}`)!); continue; }
-        const seg = routes.bundles.get(tileSource(g.id, t.index))!.segments.find((x) => x.reader === workerReader(chain.id, j))!;
-        const k = seg.items.findIndex((it) => it.kind === 'partial' && it.stage === s.id && it.index === index);
-        const part = (await timed('exchange', () => reader.items(tileSource(g.id, t.index))))[k];
+        const k = readerItems(routes.bundles.get(tileSource(g.id, t.index))!, workerReader(chain.id, j)).findIndex((it) => it.kind === 'partial' && it.stage === s.id && it.index === index);
+        const part = (await timed('exchange', () => unlessPutFailed(reader.items(tileSource(g.id, t.index)))))[k];
         if (!(part instanceof Float32Array)) throw fail(`partial ${index} of stage ${s.id} is not float32`);
         parts.push(part);
       }
       const shape = g.outputs[p.outputIndex].shape;
       const data = combinePartials(parts, r.op, shape[2] * shape[3]);
       const c = shape[1];
-      // Partials are float32; the reduction's output takes the dtype the plan gives it.
-      const dtype = s.outputs.find((o) => o.name === r.output)?.dtype ?? 'float32';
+      // Partials are float32; a global reduction's output has its input map's dtype.
+      const dtype = g.outputs[p.outputIndex].dtype ?? 'float32';
       if (!isFloatDtype(dtype)) throw fail(`reduction ${r.output} of stage ${s.id} has dtype ${dtype}; distributed reductions are float`);
       wholes.set(r.output, fromFloat32(dtype, r.keepdims ? [task.batch, c, 1, 1] : [task.batch, c], data));
     }

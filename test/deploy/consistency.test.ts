@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { loadConfig } from '../../src/config.ts';
 import { configEnvKeys } from '../../src/deploy/env-keys.ts';
-import { FUNCTION_ENTRIES, REPO_ROOT } from '../../src/deploy/package.ts';
+import { FUNCTION_ENTRIES, REPO_ROOT } from '../../src/deploy/package-layout.ts';
 
 // s.yaml against the code: what FC will run must be what the code expects.
 const raw = readFileSync(join(REPO_ROOT, 's.yaml'), 'utf8');

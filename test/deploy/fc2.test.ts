@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import YAML from 'yaml';
 import { loadConfig } from '../../src/config.ts';
 import { configEnvKeys } from '../../src/deploy/env-keys.ts';
-import { FUNCTION_ENTRIES, REPO_ROOT } from '../../src/deploy/package.ts';
+import { FUNCTION_ENTRIES, REPO_ROOT } from '../../src/deploy/package-layout.ts';
 import { fc2HttpEvent, fc2HttpHandler, eventBody, parseFcHttpEvent, type Fc2HttpResponse } from '../../src/http/fc-event.ts';
 
 // deploy/s-fc2.yaml (FC 2.0, component fc) against the code and against s.yaml (FC 3.0).

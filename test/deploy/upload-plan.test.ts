@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../../src/config.ts';
-import { REPO_ROOT } from '../../src/deploy/package.ts';
+import { REPO_ROOT } from '../../src/deploy/package-layout.ts';
 import { buildModel } from '../../src/models/index.ts';
 import { parsePlan } from '../../src/planner/materialize.ts';
 import { makeStore } from '../../src/serve/deps.ts';
