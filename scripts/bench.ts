@@ -61,7 +61,7 @@ runCli(async () => {
   });
   if (values.help) { process.stdout.write(HELP); return 0; }
   if (values.calibrate) {
-    const { calibrateLocal } = await import('../src/cost/calibrate.ts');
+    const { calibrateLocal } = await import('../src/calibrate/calibrate.ts');
     const profile = await calibrateLocal((s) => console.log(s));
     await writeFile('profiles/local.json', `${JSON.stringify(profile, null, 2)}\n`);
     console.log(JSON.stringify(profile));

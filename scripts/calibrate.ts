@@ -4,7 +4,7 @@ import { createWriteStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { calibrateLocal } from '../src/cost/calibrate.ts';
+import { calibrateLocal } from '../src/calibrate/calibrate.ts';
 import { runCli } from '../src/cli/common.ts';
 
 /**

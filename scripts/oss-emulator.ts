@@ -5,7 +5,8 @@
 // Prints the endpoint, bucket and keys as environment assignments; stops on Ctrl-C.
 
 import { parseArgs } from 'node:util';
-import { FaultSpecError, parseFaultSpec, startOssServer } from '../src/emulators/oss-server.ts';
+import { FaultSpecError, parseFaultSpec } from '../src/emulators/oss-faults.ts';
+import { startOssServer } from '../src/emulators/oss-server.ts';
 import { runCli, UsageError } from '../src/cli/common.ts';
 import { emulatorCredentials } from '../src/cloud/credentials.ts';
 

@@ -5,38 +5,29 @@
  * measures monolithic ORT on the same input in a process with the same emulation, and turns it
  * all into rows (columns.ts). A failing configuration (a worker over WORKER_MEMORY_MB, a stack that
  * does not start) becomes a failed row; the bench goes on.
+ *
+ * This module is the suites (single-model stacks, multi-tenant) and the row formatting; the stack
+ * lifecycle is in stacks.ts and the load client in load-client.ts.
  */
-import { readFileSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { loadConfig, type Config } from '../config.ts';
-import { startLocalStack, type LocalStack } from '../serve/stack.ts';
+import { join } from 'node:path';
 import { ensureModel, type Arch } from '../models/index.ts';
-import { decodeInferResponse, encodeInferRequest, type EncodedBody } from '../http/oip.ts';
-import { DistributedBackend } from '../serve/backend.ts';
-import { publishPlan } from '../serve/artifacts.ts';
-import { modelEntries, readRegistry, REGISTRY_KEY } from '../serve/registry.ts';
-import { compareTensors, randomTensor } from '../tensor/random.ts';
+import { compareTensors } from '../tensor/random.ts';
 import type { FloatTensor } from '../runtime/ort.ts';
 import {
-  summarizeConfig, multiTenantSaving, type BenchRow, type ConfigInfo, type MemorySnapshot, type MonoResult, type RequestCost, type Sample,
+  summarizeConfig, multiTenantSaving, type BenchRow, type ConfigInfo, type MonoResult, type Sample,
 } from './columns.ts';
 import { CpuLimiter, cpuShape, tasksetAvailable, type CpuShape } from './emulation.ts';
+import { makeTarget, traffic, warmUp, type Target } from './load-client.ts';
 import { MonoProcess } from './mono.ts';
 import { makePlans, planFor, type PlanFile } from './plans.ts';
 import { loadCostModel, predictColumns, type CostModel } from './predict.ts';
 import { paperRowFor } from './paper.ts';
 import type { Progress } from './progress.ts';
+import { archPath, closeServed, oomCount, publishExtraModel, snapshot, startStack, type Served } from './stacks.ts';
 import { median } from './stats.ts';
-import { type MtArch, type PlanSpec, type Resources, type RunConfig } from './sweep.ts';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const MB = 1048576;
-/** Requests above this go through the handler's backend in-process (HTTP body limit, FC's 32 MB invoke payload). */
-const HTTP_MAX_BODY = 24 * MB;
-const HTTP_MAX_BATCH = 64;
+import { type MtArch, type PlanSpec, type RunConfig } from './sweep.ts';
 
 export interface RunnerOptions {
   configs: RunConfig[];
@@ -66,15 +57,6 @@ export interface BenchResult {
   rows: BenchRow[];
   /** Per configuration: every measured request, with its cost object. */
   samples: Record<string, Sample[]>;
-}
-
-const archPath = (arch: string) => join(root, 'models', `${arch}.onnx`);
-
-interface Served {
-  stack: LocalStack;
-  config: Config;
-  plans: PlanFile[];
-  limiter: CpuLimiter;
 }
 
 export async function runBench(o: RunnerOptions): Promise<BenchResult> {
@@ -168,213 +150,6 @@ function info(c: RunConfig, shape: CpuShape, plan?: PlanFile): ConfigInfo {
     batch: c.batch, concurrency: c.concurrency, maxInstances: c.workers,
     groups: plan?.plan.summary.groups, tiles: plan?.plan.summary.tiles, redundancy: plan?.plan.summary.redundancy,
   };
-}
-
-// ------------------------------------------------------------------------------- stacks
-
-async function startStack(opts: {
-  arch: string; plans: PlanFile[]; resources: Resources; workers: number; shape: CpuShape; dataDir: string; timeoutMs: number; maxSessions?: number; affinity: boolean;
-  extraGroups?: number;
-  onNote?: (n: string) => void;
-}): Promise<Served> {
-  const groups = opts.plans.reduce((a, p) => a + p.plan.summary.groups, 0) + (opts.extraGroups ?? 0);
-  const env: Record<string, string> = {
-    PORT: '0', HOST: '127.0.0.1', DATA_DIR: opts.dataDir, MODEL: opts.arch, MODEL_PATH: archPath(opts.arch),
-    PLANS: opts.plans.map((p) => p.file).join(','), DEFAULT_PLAN: opts.plans[0].name,
-    WORKER_MAX_INSTANCES: String(opts.workers), WORKER_VCPU: String(opts.resources.vcpu), WORKER_MEMORY_MB: String(opts.resources.memoryMb),
-    WORKER_THREADS: String(opts.shape.threads), WORKER_MAX_SESSIONS: String(opts.maxSessions ?? Math.max(8, groups)),
-    FUNCTION_TIMEOUT_MS: String(opts.timeoutMs),
-  };
-  const config = loadConfig(env);
-  await mkdir(opts.dataDir, { recursive: true });
-  const benchRss = process.memoryUsage.rss() / MB;
-  if (benchRss > 0.8 * opts.resources.memoryMb) {
-    opts.onNote?.(`the bench process's RSS (${benchRss.toFixed(0)} MB) is close to or over WORKER_MEMORY_MB=${opts.resources.memoryMb}: forked workers report it as their getrusage maxRSS and the pool may kill them as out of memory (docs/bench.md, "Memory accounting")`);
-  }
-  const stack = await startLocalStack(config, env);
-  const limiter = new CpuLimiter(opts.shape, { affinity: opts.affinity });
-  try {
-    // Worker instances exist before traffic (like FC provisioned instances), so they can be pinned.
-    await stack.pool.prewarm(config.functions.worker.name);
-    await limiter.track(workerPids({ stack, config }));
-  } catch (e) {
-    limiter.stop();
-    await stack.close();
-    throw e;
-  }
-  return { stack, config, plans: opts.plans, limiter };
-}
-
-function workerPids(s: { stack: LocalStack; config: Config }): (number | undefined)[] {
-  const st = s.stack.pool.stats()[s.config.functions.worker.name];
-  return st ? st.instances.filter((i) => i.state !== 'dead').map((i) => i.pid) : [];
-}
-
-async function closeServed(s: Served): Promise<void> {
-  s.limiter.stop();
-  await s.stack.close();
-}
-
-/** Adds a plan of another model to a running stack's store and registry (the stack publishes one model's plans). */
-async function publishExtraModel(s: Served, modelBytes: Uint8Array, pf: PlanFile): Promise<void> {
-  const { planKey } = await publishPlan(s.stack.store, modelBytes, pf.plan, pf.name);
-  const [, c, h, w] = pf.plan.input.shape;
-  const reg = await readRegistry(s.stack.store);
-  const entry = {
-    name: pf.name, planKey, inputName: pf.plan.input.name, inputShape: [-1, c, h, w],
-    outputName: pf.plan.outputs[0].name, outputShape: [-1, ...pf.plan.outputs[0].shape.slice(1)],
-    preprocessing: c === 3 ? { width: w, height: h } : undefined,
-  };
-  reg.models.push(entry);
-  await s.stack.store.put(REGISTRY_KEY, Buffer.from(JSON.stringify(reg)));
-  s.stack.registry.models.push(entry);
-}
-
-function snapshot(served: Served[], before: Map<Served, number>): MemorySnapshot {
-  const snap: MemorySnapshot = { workerRssSumMb: 0, deploymentRssMb: 0, oomKills: 0, instances: [] };
-  for (const s of served) {
-    const st = s.stack.pool.stats();
-    const f = s.config.functions;
-    for (const [role, fc] of [['handler', f.handler], ['master', f.master], ['worker', f.worker]] as const) {
-      const fs = st[fc.name];
-      if (!fs) continue;
-      const alive = fs.instances.filter((i) => i.state !== 'dead');
-      const peaks = alive.map((i) => peakRssMb(i.pid) ?? i.peakRssBytes / MB);
-      const key = `${role}RssMb` as const;
-      if (peaks.length) snap[key] = Math.max(snap[key] ?? 0, ...peaks);
-      const total = peaks.reduce((a, b) => a + b, 0);
-      snap.deploymentRssMb += total;
-      if (role === 'worker') snap.workerRssSumMb += total;
-      if (alive.length) snap.instances.push({ vcpu: fc.vcpu, memoryMb: fc.memoryMb, count: alive.length });
-    }
-    snap.oomKills += Object.values(st).reduce((a, x) => a + x.oomKills, 0) - (before.get(s) ?? 0);
-  }
-  return snap;
-}
-
-/**
- * An instance's peak RSS since it started, from /proc/<pid>/status VmHWM (Linux). The pool's
- * figure comes from getrusage maxRSS, which on Linux also counts the parent's RSS at fork time
- * (the pre-exec address space's high-water mark is carried over), so every instance forked
- * from a large bench process would report at least that much. undefined where /proc is missing.
- */
-export function peakRssMb(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const oomCount = (s: Served) => Object.values(s.stack.pool.stats()).reduce((a, x) => a + x.oomKills, 0);
-
-// ------------------------------------------------------------------------------- client
-
-interface Target {
-  name: string;
-  arch: string;
-  served: Served;
-  batch: number;
-  input: FloatTensor;
-  path: 'http' | 'direct';
-  body?: EncodedBody;
-  backend?: DistributedBackend;
-}
-
-function makeTarget(served: Served, pf: PlanFile, batch: number, seed: number): Target {
-  const [, c, h, w] = pf.plan.input.shape;
-  const input = randomTensor([batch, c, h, w], seed);
-  const bytes = input.data.byteLength;
-  const path = bytes > HTTP_MAX_BODY || batch > HTTP_MAX_BATCH ? 'direct' : 'http';
-  const t: Target = { name: pf.name, arch: pf.arch, served, batch, input, path };
-  if (path === 'http') {
-    t.body = encodeInferRequest({ inputs: [{ name: pf.plan.input.name, shape: input.dims, data: input.data }], outputs: [{ name: pf.plan.outputs[0].name, parameters: { binary_data: true } }] }, { binary: true });
-  } else {
-    t.backend = served.stack.backend;
-  }
-  return t;
-}
-
-let requestSeq = 0;
-
-async function once(t: Target): Promise<{ sample: Sample; output?: FloatTensor }> {
-  const startMs = performance.now();
-  const fail = (error: string) => {
-    const endMs = performance.now();
-    return { sample: { model: t.name, ok: false, startMs, endMs, latencyMs: endMs - startMs, error, path: t.path } };
-  };
-  try {
-    if (t.path === 'direct') {
-      const entry = modelEntries(t.served.stack.registry).get(t.name);
-      if (!entry) return fail(`model ${t.name} is not in the registry`);
-      const r = await t.backend!.infer(entry, t.input, `bench${process.pid}x${++requestSeq}`);
-      const endMs = performance.now();
-      return { sample: { model: t.name, ok: true, startMs, endMs, latencyMs: endMs - startMs, cost: r.cost as RequestCost, path: t.path }, output: r.output };
-    }
-    const res = await fetch(`${t.served.stack.url}/v2/models/${t.name}/infer`, { method: 'POST', body: new Uint8Array(t.body!.body), headers: t.body!.headers });
-    const body = Buffer.from(await res.arrayBuffer());
-    const endMs = performance.now();
-    if (res.status !== 200) {
-      let msg = body.toString('utf8').slice(0, 400);
-      try { msg = (JSON.parse(msg) as { error?: string }).error ?? msg; } catch { /* not JSON */ }
-      return { sample: { model: t.name, ok: false, startMs, endMs, latencyMs: endMs - startMs, error: `HTTP ${res.status}: ${msg.replace(/\s+/g, ' ').slice(0, 300)}`, path: t.path } };
-    }
-    const dec = decodeInferResponse(body, Object.fromEntries(res.headers));
-    const cost = dec.parameters?.cost as RequestCost | undefined;
-    const out = dec.outputs[0];
-    const output = out && out.data instanceof Float32Array ? { dims: out.shape, data: out.data } : undefined;
-    if (!cost) return { sample: { model: t.name, ok: false, startMs, endMs, latencyMs: endMs - startMs, error: 'response has no parameters.cost', path: t.path } };
-    return { sample: { model: t.name, ok: true, startMs, endMs, latencyMs: endMs - startMs, cost, path: t.path }, output };
-  } catch (e) {
-    const err = e as Error & { status?: number };
-    return fail(`${err.status ? `HTTP ${err.status}: ` : ''}${(err.message ?? String(e)).replace(/\s+/g, ' ').slice(0, 300)}`);
-  }
-}
-
-/**
- * Sends `targets` (in order) with at most `concurrency` in flight. While traffic runs, new worker
- * instances are handed to the CPU limiters every 250 ms.
- */
-async function traffic(targets: Target[], concurrency: number, aborted?: () => boolean): Promise<{ samples: Sample[]; outputs: Map<string, FloatTensor> }> {
-  const samples: Sample[] = new Array(targets.length);
-  const outputs = new Map<string, FloatTensor>();
-  const servedSet = new Set(targets.map((t) => t.served));
-  const track = () => { for (const s of servedSet) void s.limiter.track(workerPids(s)); };
-  const timer = setInterval(track, 250);
-  timer.unref();
-  let next = 0;
-  try {
-    await Promise.all(Array.from({ length: Math.min(concurrency, targets.length) }, async () => {
-      while (next < targets.length && !aborted?.()) {
-        const i = next++;
-        const r = await once(targets[i]);
-        samples[i] = r.sample;
-        if (r.output && !outputs.has(targets[i].name)) outputs.set(targets[i].name, r.output);
-      }
-    }));
-  } finally {
-    clearInterval(timer);
-  }
-  return { samples: samples.filter(Boolean), outputs };
-}
-
-/**
- * Warm-up: handler and master instances are started up to the client concurrency first (the pool
- * reuses the first idle instance, so sequential warm-up requests would leave the others cold),
- * then `warmup` rounds of every target at that concurrency load plans and sessions everywhere.
- */
-async function warmUp(targets: Target[], warmup: number, concurrency: number): Promise<void> {
-  if (warmup <= 0) return;
-  for (const s of new Set(targets.map((t) => t.served))) {
-    const f = s.config.functions;
-    await s.stack.pool.prewarm(f.handler.name, Math.min(concurrency, f.handler.maxInstances));
-    await s.stack.pool.prewarm(f.master.name, Math.min(concurrency, f.master.maxInstances));
-  }
-  const w: Target[] = [];
-  for (let i = 0; i < warmup * concurrency; i++) w.push(...targets.filter((t, j, a) => a.findIndex((u) => u.name === t.name) === j));
-  await traffic(w, concurrency);
 }
 
 // ------------------------------------------------------------------------------- single-model stacks

@@ -42,6 +42,12 @@ export const costProfileSchema = z.object({
   requestOverheadMs: z.number().nonnegative(),
   /** Workers that can compute at the same time whatever the instance count (local: CPU cores). */
   maxParallelWorkers: z.number().int().positive().default(100_000),
+  /**
+   * CPU the workers get together (cores) when more of them are busy than that: the machine's
+   * cores less what the handler, the master, the bench and anything else running take. Busy
+   * workers that want more share it equally (see `workerSpeed`). Unset: maxParallelWorkers.
+   */
+  effectiveCores: z.number().positive().optional(),
   /** First polling interval of a wait on a store without native waits (OSS); 0 = native wait, no polls billed. */
   pollIntervalMs: z.number().nonnegative().default(0),
   /**
@@ -154,6 +160,26 @@ export function parallelLanes(p: CostProfile, vcpu: number): number {
   return Math.max(1, Math.floor(p.maxParallelWorkers / Math.max(vcpu, 1e-9) + 1e-9));
 }
 
+/**
+ * Per-worker throughput (FLOP/s) while `busy` workers compute at once. A worker alone runs at its
+ * vCPU (one runnable thread gets a core, as the monolithic run does). Several run at their vCPU
+ * unless together they want more CPU than the workers get (effectiveCores: locally the cores
+ * less the handler, the master, the bench and their own exchanges), which they then share
+ * equally: four 1-vCPU workers on two cores run at half speed each, all at once (the kernel
+ * time-slices them), not two after two.
+ */
+export function workerSpeed(p: CostProfile, vcpu: number, busy: number): number {
+  if (busy <= 1) return vcpuSpeed(p, vcpu) * 1e9;
+  const cores = p.effectiveCores ?? p.maxParallelWorkers;
+  return vcpuSpeed(p, vcpu) * 1e9 * Math.min(1, cores / (busy * Math.max(vcpu, 1e-9)));
+}
+
+/** The stage's wait for stopped workers: a period's stopped part, less what a long stage already spans. */
+export const THROTTLE_PERIOD_MS = 100;
+function throttleWaitFor(p: CostProfile, vcpu: number, stageMs: number): number {
+  return (1 - cpuShare(vcpu)) * (p.throttleRoundMs ?? 0) * Math.max(0, 1 - stageMs / THROTTLE_PERIOD_MS);
+}
+
 /** Share of each scheduling period a worker of `vcpu` may run (1 for whole vCPUs). */
 export function cpuShare(vcpu: number): number {
   return Math.min(1, vcpu / Math.max(1, Math.ceil(vcpu - 1e-9)));
@@ -186,7 +212,9 @@ export interface GroupWork { id: number; tiles: TileWork[]; residentWeightBytes:
  */
 export function predictGroup(g: GroupWork, o: PredictOptions): GroupPrediction & { billedMs: number[] } {
   const p = o.profile;
-  const speed = vcpuSpeed(p, o.vcpu) * 1e9;
+  const lanes = Math.max(1, Math.min(o.concurrency, g.tiles.length));
+  const speed = workerSpeed(p, o.vcpu, lanes);
+  const overheadMs = (p.stageOverheadMs ?? 0) * ((vcpuSpeed(p, 1) * 1e9) / speed);
   const ioMs = (requests: number, bytes: number) => (requests ? p.storeLatencyMs : 0) + (bytes / MB / p.storeBandwidthMBps) * 1000;
   const sessionMs = (g.subModelBytes / MB) * p.sessionLoadMsPerMB * (1 - p.sessionHitRate);
   const durations: number[] = [];
@@ -197,7 +225,7 @@ export function predictGroup(g: GroupWork, o: PredictOptions): GroupPrediction &
   for (const t of g.tiles) {
     const compute = (t.flops / speed) * 1000;
     const io = ioMs(t.readRequests, t.readBytes) + ioMs(t.writeRequests, t.writeBytes);
-    const d = compute + (p.stageOverheadMs ?? 0) / Math.min(1, o.vcpu) + io + sessionMs + p.coldStartProbability * p.coldStartMs;
+    const d = compute + overheadMs + io + sessionMs + p.coldStartProbability * p.coldStartMs;
     billedMs.push(d);
     durations.push(d + p.invokeOverheadMs);
     maxCompute = Math.max(maxCompute, compute);
@@ -205,7 +233,7 @@ export function predictGroup(g: GroupWork, o: PredictOptions): GroupPrediction &
     peak = Math.max(peak, p.baseRssMb + (g.residentWeightBytes * p.weightRssFactor + t.peakBytes * p.activationRssFactor) / MB);
   }
   return {
-    id: g.id, tiles: g.tiles.length, latencyMs: makespan(durations, Math.min(o.concurrency, parallelLanes(p, o.vcpu))), maxTileMs: Math.max(0, ...durations),
+    id: g.id, tiles: g.tiles.length, latencyMs: makespan(durations, lanes), maxTileMs: Math.max(0, ...durations),
     computeMs: maxCompute, ioMs: maxIo, workerPeakMb: peak, billedMs,
   };
 }
@@ -265,8 +293,7 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
   // A fractional-vCPU worker is stopped part of every period: where several workers run a stage
   // (waiting for each other's strips, or for the slowest to finish), the stage loses part of a
   // stopped window; one worker alone just runs slower (its vCPU share is in its speed).
-  const throttleWait = (1 - cpuShare(o.vcpu)) * (p.throttleRoundMs ?? 0);
-  const stageOverhead = (p.stageOverheadMs ?? 0) / Math.min(1, o.vcpu);
+  const throttleWait = (stageMs: number) => throttleWaitFor(p, o.vcpu, stageMs);
   let throttleMs = 0;
   for (const unit of schedule(plan, routes)) {
     if (unit.kind === 'master') {
@@ -274,7 +301,9 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
       continue;
     }
     const c = unit.chain;
-    const lanes = Math.min(c.workers, parallelLanes(p, o.vcpu), coScheduled(c) ? c.workers : o.concurrency);
+    // Instances computing at once: a chain's workers all run together; single-group chains run
+    // their tiles on the instances there are.
+    const lanes = Math.max(1, Math.min(c.workers, coScheduled(c) ? c.workers : o.concurrency));
     const perWorker = new Array<number>(c.workers).fill(0);
     let chainMs = 0;
     let subModelBytes = 0;
@@ -285,15 +314,19 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
       if (s.kind === 'master') {
         // Partials: one round for the workers that combine them; the branch is tiny.
         const role = routes.reduceRole.get(s.id);
-        chainMs += x.latencyMs + ((s.flops * scale) / speed) * 1000 + (c.workers > 1 ? throttleWait : 0);
+        const reduceMs = ((s.flops * scale) / speed) * 1000;
+        chainMs += x.latencyMs + reduceMs + (c.workers > 1 ? throttleWait(reduceMs) : 0);
         if (s.reduce?.branch) subModelBytes += s.reduce.branch.bytes;
         if (x.pollMs > 0) unitPolls += (role === 'all' ? c.workers : 1) * (c.workers - 1);
         continue;
       }
       subModelBytes += s.subModel.bytes;
       let stageBytes = 0;
+      const busy = Math.min(lanes, s.tiles.length);
+      const tileSpeed = workerSpeed(p, o.vcpu, busy);
+      const stageOverhead = (p.stageOverheadMs ?? 0) * (speed / tileSpeed) * (vcpuSpeed(p, 1) / vcpuSpeed(p, o.vcpu));
       const times = s.tiles.map((t) => {
-        const compute = ((t.flops * scale) / speed) * 1000 + stageOverhead;
+        const compute = ((t.flops * scale) / tileSpeed) * 1000 + stageOverhead;
         const reads = routes.reads.get(`${s.id}:${t.index}`) ?? [];
         const sources = new Set<string>();
         for (const r of reads) for (const part of r.parts) if (!part.self) sources.add(part.source);
@@ -313,12 +346,12 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
       });
       times.forEach((t, ti) => { perWorker[routes.ownerOf(s.id, ti)] += t.compute + t.io; });
       let stageMs = coScheduled(c)
-        ? (c.workers <= lanes ? Math.max(...times.map((t) => t.compute + t.io)) : makespan(times.map((t) => t.compute), lanes) + Math.max(...times.map((t) => t.io)))
+        ? Math.max(...times.map((t) => t.compute + t.io))
         : makespan(times.map((t) => t.compute + t.io + p.invokeOverheadMs), lanes);
       // Every worker's strips cross the bucket's (or Tair's) link once each way; OSS limits
       // upload and download traffic separately, and the writes overlap the reads' direction.
       if (x.sharedMBps) stageMs = Math.max(stageMs, Math.max(...times.map((t) => t.compute)) + (stageBytes / MB / x.sharedMBps) * 1000);
-      chainMs += stageMs + (s.tiles.length > 1 ? throttleWait : 0);
+      chainMs += stageMs + (s.tiles.length > 1 ? throttleWait(stageMs) : 0);
       if (x.pollMs > 0) {
         // Each read waits for its slowest neighbour; backoff polls about log2(wait / first interval) times.
         const slowest = Math.max(...times.map((t) => t.compute));
@@ -369,7 +402,7 @@ export function predictMonolithic(plan: Plan, o: { profile: CostProfile; vcpu: n
   const flops = plan.stages.reduce((a, s) => a + (s.kind === 'group' ? s.flops.full : s.flops), 0) * scale;
   const inBytes = plan.input.shape.slice(1).reduce((a, b) => a + b, 1) * 4 * o.batch;
   const outBytes = plan.outputs.reduce((a, t) => a + t.shape.slice(1).reduce((x, y) => x + y, 1) * 4 * o.batch, 0);
-  const compute = (flops / (vcpuSpeed(p, o.vcpu) * 1e9)) * 1000;
+  const compute = (flops / workerSpeed(p, o.vcpu, 1)) * 1000;
   const setup = (plan.model.bytes / MB) * p.sessionLoadMsPerMB * (1 - p.sessionHitRate) + p.coldStartProbability * p.coldStartMs;
   const io = 2 * p.storeLatencyMs + ((inBytes + outBytes) / MB / p.storeBandwidthMBps) * 1000;
   const durationMs = compute + setup + io;

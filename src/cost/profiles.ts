@@ -25,7 +25,7 @@ const NUMERIC = [
   'storeBandwidthMBps', 'sessionLoadMsPerMB', 'sessionHitRate', 'baseRssMb', 'weightRssFactor', 'activationRssFactor',
   'masterGflops', 'requestOverheadMs', 'maxParallelWorkers', 'pollIntervalMs', 'storeRequestsPerSec',
   'storeBucketBandwidthMBps', 'storeUsdPer10kRequests', 'instanceQuota', 'redisLatencyMs', 'redisClientBandwidthMBps',
-  'redisBandwidthMBps', 'redisUsdPerHour', 'throttleRoundMs', 'stageOverheadMs',
+  'redisBandwidthMBps', 'redisUsdPerHour', 'throttleRoundMs', 'stageOverheadMs', 'effectiveCores',
 ] as const satisfies readonly (keyof CostProfile)[];
 type NumericKey = (typeof NUMERIC)[number];
 
@@ -35,7 +35,7 @@ type NumericKey = (typeof NUMERIC)[number];
  */
 const HIGHER_IS_BETTER = new Set<NumericKey>([
   'gflopsPerVcpu', 'threadEfficiency', 'storeBandwidthMBps', 'sessionHitRate', 'masterGflops', 'storeRequestsPerSec',
-  'storeBucketBandwidthMBps', 'redisClientBandwidthMBps', 'redisBandwidthMBps', 'instanceQuota', 'maxParallelWorkers',
+  'storeBucketBandwidthMBps', 'redisClientBandwidthMBps', 'redisBandwidthMBps', 'instanceQuota', 'maxParallelWorkers', 'effectiveCores',
 ]);
 
 const param = z.union([z.number(), rangedSchema]);

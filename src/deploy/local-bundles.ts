@@ -2,7 +2,8 @@ import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
-import { esbuildCommon, FUNCTION_ENTRIES, NATIVE_PACKAGES, UNSHIPPED_OPTIONAL, type FunctionKey } from './package.ts';
+import { esbuildCommon } from './esbuild-bundles.ts';
+import { FUNCTION_ENTRIES, NATIVE_PACKAGES, UNSHIPPED_OPTIONAL, type FunctionKey } from './package-layout.ts';
 
 export interface LocalBundles {
   /** One instance bundle per function: the pool's instance runner and the function together. */

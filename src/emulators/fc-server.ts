@@ -60,32 +60,23 @@
  * Functions launched here invoke other functions through this server too: each instance gets
  * fcFunctionEnv() (INVOKER=fc or fc2, INVOKE_ENDPOINT, ALIBABA_ACCOUNT_ID, ALIBABA_REGION,
  * ALIBABA_CLOUD_*, and FC_SERVICE_NAME for fc2) merged over its LocalFunctionConfig.env.
+ *
+ * This module is the routing and the invocation; signing is in fc-signing.ts, faults in
+ * fc-faults.ts, and the error answers in fc-failures.ts.
  */
-import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import querystring from 'node:querystring';
-import { z } from 'zod';
-import {
-  DEFAULT_MAX_PAYLOAD_BYTES,
-  FunctionCrashedError,
-  FunctionError,
-  FunctionNotFoundError,
-  FunctionTimeoutError,
-  PayloadTooLargeError,
-} from '../invoke/errors.ts';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../invoke/errors.ts';
 import { FC_EMULATOR_HEADERS, FC_HEADERS } from '../invoke/fc-invoker.ts';
 import type { InvokeResult } from '../invoke/invoker.ts';
 import { ProcessPoolInvoker } from '../invoke/process-pool.ts';
 import type { LocalFunctionConfig } from '../invoke/process-pool.ts';
-
-export interface FcServerCredential {
-  accessKeyId: string;
-  accessKeySecret: string;
-  /** Set for STS credentials: requests must then carry this `x-acs-security-token`. */
-  securityToken?: string;
-}
+import { busyInstances, fcFaultsSchema, killMidCall, parseFcFaults, type FcFaults } from './fc-faults.ts';
+import { FcApiError, functionFailure } from './fc-failures.ts';
+import { FcRequestVerifier, header, type FcServerCredential } from './fc-signing.ts';
 
 export interface FcServerOptions {
   /** Default 0 (any free port). */
@@ -114,38 +105,6 @@ export interface FcServerOptions {
   faults?: FcFaults | string;
   /** Random source for the faults (tests pass a seeded one). Default Math.random. */
   random?: () => number;
-}
-
-/** Fractions of invocations that get each fault. */
-export const fcFaultsSchema = z.object({
-  throttle: z.number().min(0).max(1).default(0),
-  crash: z.number().min(0).max(1).default(0),
-}).strict();
-export type FcFaults = z.infer<typeof fcFaultsSchema>;
-
-/** `throttle:0.05,crash:0.01` (the FC_EMULATOR_FAULTS syntax); an empty string means none. */
-export const fcFaultsSpecSchema = z.string().transform((spec, ctx) => {
-  const out: Record<string, number> = {};
-  for (const part of spec.split(',').map((p) => p.trim()).filter(Boolean)) {
-    const m = /^([a-z]+):([0-9]*\.?[0-9]+(?:e-?\d+)?)$/i.exec(part);
-    if (!m) {
-      ctx.addIssue({ code: 'custom', message: `"${part}" is not <fault>:<fraction> (e.g. throttle:0.05,crash:0.01)` });
-      return z.NEVER;
-    }
-    if (Object.hasOwn(out, m[1])) {
-      ctx.addIssue({ code: 'custom', message: `fault ${m[1]} given twice` });
-      return z.NEVER;
-    }
-    out[m[1]] = Number(m[2]);
-  }
-  return out;
-}).pipe(fcFaultsSchema);
-
-/** Parse FC_EMULATOR_FAULTS; the error names the variable and what was wrong. */
-export function parseFcFaults(spec: string | undefined, what = 'FC_EMULATOR_FAULTS'): FcFaults {
-  const r = fcFaultsSpecSchema.safeParse(spec ?? '');
-  if (!r.success) throw new TypeError(`${what}=${JSON.stringify(spec)}: ${r.error.issues.map((i) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`).join('; ')}`);
-  return r.data;
 }
 
 /** One handled request, for tests and diagnostics. */
@@ -179,7 +138,6 @@ export interface FcServer {
 
 export const FC_API_VERSION = '2023-03-30';
 export const FC2_API_VERSION = '2016-08-15';
-const SIGNATURE_ALGORITHM = 'ACS3-HMAC-SHA256';
 const MAX_RECORDS = 1000;
 
 /**
@@ -214,59 +172,6 @@ export function fcFunctionEnv(o: {
   return env;
 }
 
-/** The FC 2.0 string to sign (see the module comment; @alicloud/fc2's helper.composeStringToSign). */
-export function fc2StringToSign(p: { method: string; path: string; headers: Record<string, string> }): string {
-  const h = p.headers;
-  const fcHeaders = Object.keys(h).filter((k) => k.startsWith('x-fc-')).sort().map((k) => `${k}:${h[k]}\n`).join('');
-  return `${p.method}\n${h['content-md5'] ?? ''}\n${h['content-type'] ?? ''}\n${h.date ?? ''}\n${fcHeaders}${p.path}`;
-}
-
-/** base64(HMAC-SHA256(secret, stringToSign)), as `FC <ak>:<this>`. */
-export function fc2Signature(secret: string, stringToSign: string): string {
-  return createHmac('sha256', secret).update(stringToSign, 'utf8').digest('base64');
-}
-
-/** FC 2.0's content-md5 as @alicloud/fc2 computes it: base64 of the hex digest. */
-export function fc2ContentMd5(body: Buffer): string {
-  return Buffer.from(createHash('md5').update(body).digest('hex'), 'utf8').toString('base64');
-}
-
-/** ACS3 `encode`: encodeURIComponent plus !'()* (as openapi-core signs query values). */
-export function acsEncode(s: string): string {
-  return encodeURIComponent(s).replace(/!/g, '%21').replace(/'/g, '%27').replace(/\(/g, '%28').replace(/\)/g, '%29').replace(/\*/g, '%2A');
-}
-
-/**
- * The ACS3 canonical request for the given parts (see the module comment). `headers` maps
- * lowercase names to their values (already joined if repeated); `signedHeaders` is the list from
- * the Authorization header.
- */
-export function acs3CanonicalRequest(p: {
-  method: string;
-  rawPath: string;
-  query: Record<string, string>;
-  headers: Record<string, string>;
-  signedHeaders: string[];
-  contentSha256: string;
-}): string {
-  const uri = p.rawPath.replace(/\+/g, '%20').replace(/\*/g, '%2A').replace(/%7E/g, '~');
-  const query = Object.keys(p.query).sort().map((k) => `${k}=${acsEncode(p.query[k])}`).join('&');
-  const headers = p.signedHeaders.map((h) => `${h}:${(p.headers[h] ?? '').trim()}\n`).join('');
-  return `${p.method}\n${uri}\n${query}\n${headers}\n${p.signedHeaders.join(';')}\n${p.contentSha256}`;
-}
-
-/** hex(HMAC-SHA256(secret, "ACS3-HMAC-SHA256\n" + hex(sha256(canonicalRequest)))) */
-export function acs3Signature(secret: string, canonicalRequest: string): string {
-  const stringToSign = `${SIGNATURE_ALGORITHM}\n${createHash('sha256').update(canonicalRequest).digest('hex')}`;
-  return createHmac('sha256', secret).update(stringToSign).digest('hex');
-}
-
-class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-  }
-}
-
 export async function startFcServer(options: FcServerOptions): Promise<FcServer> {
   if (!options.accountId) throw new TypeError('startFcServer: accountId is required');
   if (!options.region) throw new TypeError('startFcServer: region is required');
@@ -275,12 +180,7 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
   }
   const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   const maxSkewMs = options.maxClockSkewMs ?? 15 * 60_000;
-  const keys = new Map<string, FcServerCredential>();
-  for (const c of options.credentials) {
-    if (!c.accessKeyId || !c.accessKeySecret) throw new TypeError('startFcServer: credentials need accessKeyId and accessKeySecret');
-    keys.set(c.accessKeyId, c);
-  }
-  const nonces = new Map<string, number>(); // nonce → expiry (ms)
+  const verifier = new FcRequestVerifier(options.credentials, options.accountId, maxSkewMs);
   // A bad spec fails here, before anything starts, naming the variable.
   const faults = typeof options.faults === 'string' ? parseFcFaults(options.faults) : fcFaultsSchema.parse(options.faults ?? {});
   const random = options.random ?? Math.random;
@@ -298,7 +198,7 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
   const server = http.createServer((req, res) => {
     const requestId = randomUUID();
     const rec: FcRequestRecord = { requestId, functionName: undefined, accessKeyId: undefined, status: 0 };
-    const sendApiError = (e: ApiError) => {
+    const sendFcApiError = (e: FcApiError) => {
       rec.status = e.status;
       rec.code = e.code;
       record(rec);
@@ -329,7 +229,7 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
     req.on('end', () => {
       if (aborted) return;
       handle(req, res, requestId, rec, size <= maxPayloadBytes ? Buffer.concat(chunks, size) : undefined, size).catch((err: unknown) => {
-        sendApiError(err instanceof ApiError ? err : new ApiError(500, 'InternalServerError', `emulator error: ${(err as Error)?.message ?? String(err)}`));
+        sendFcApiError(err instanceof FcApiError ? err : new FcApiError(500, 'InternalServerError', `emulator error: ${(err as Error)?.message ?? String(err)}`));
       });
     });
   });
@@ -350,20 +250,20 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
       try {
         return decodeURIComponent(part);
       } catch {
-        throw new ApiError(400, 'InvalidArgument', `malformed ${what} name in path ${rawPath}`);
+        throw new FcApiError(400, 'InvalidArgument', `malformed ${what} name in path ${rawPath}`);
       }
     };
     const m2 = /^\/2016-08-15\/services\/([^/]+)\/functions\/([^/]+)\/invocations$/.exec(rawPath);
     if (m2 || rawPath.startsWith(`/${FC2_API_VERSION}/`)) rec.api = 'fc2';
     const m = /^\/2023-03-30\/functions\/([^/]+)\/invocations$/.exec(rawPath);
-    if (!m && !m2) throw new ApiError(404, 'PathNotSupported', `'${req.method} ${rawPath}' is not supported by the FC emulator`);
-    if (req.method !== 'POST') throw new ApiError(405, 'MethodNotAllowed', `'${req.method} ${rawPath}' is not supported`);
+    if (!m && !m2) throw new FcApiError(404, 'PathNotSupported', `'${req.method} ${rawPath}' is not supported by the FC emulator`);
+    if (req.method !== 'POST') throw new FcApiError(405, 'MethodNotAllowed', `'${req.method} ${rawPath}' is not supported`);
     const functionName = decode(m ? m[1] : m2![2], 'function');
     rec.functionName = functionName;
     const parsedQuery = querystring.parse(rawQuery);
     const query: Record<string, string> = {};
     for (const [k, v] of Object.entries(parsedQuery)) {
-      if (Array.isArray(v)) throw new ApiError(400, 'InvalidArgument', `query parameter ${k} given more than once`);
+      if (Array.isArray(v)) throw new FcApiError(400, 'InvalidArgument', `query parameter ${k} given more than once`);
       query[k] = v ?? '';
     }
 
@@ -371,38 +271,38 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
     let qualifier: string | undefined;
     let service: string | undefined;
     if (m2) {
-      rec.accessKeyId = verifyFc2Signature(req, rawPath, body, size);
+      rec.accessKeyId = verifier.verifyFc2(req, rawPath, body, size);
       const target = decode(m2[1], 'service');
       const dot = target.indexOf('.');
       service = dot < 0 ? target : target.slice(0, dot);
       qualifier = dot < 0 ? undefined : target.slice(dot + 1);
       rec.service = service;
     } else {
-      rec.accessKeyId = verifySignature(req, rawPath, query, body, size);
+      rec.accessKeyId = verifier.verifyAcs3(req, rawPath, query, body, size);
       rec.api = 'fc3';
       qualifier = query.qualifier;
     }
     if (body === undefined) {
-      throw new ApiError(413, 'EntityTooLarge', `payload size exceeds maximum allowed size (${maxPayloadBytes} bytes)`);
+      throw new FcApiError(413, 'EntityTooLarge', `payload size exceeds maximum allowed size (${maxPayloadBytes} bytes)`);
     }
 
     // ---- the call
     const invocationType = header(req, 'x-fc-invocation-type') ?? 'Sync';
     if (invocationType !== 'Sync' && invocationType !== 'Async') {
-      throw new ApiError(400, 'InvalidArgument', `invalid x-fc-invocation-type ${JSON.stringify(invocationType)} (Sync or Async)`);
+      throw new FcApiError(400, 'InvalidArgument', `invalid x-fc-invocation-type ${JSON.stringify(invocationType)} (Sync or Async)`);
     }
     if (service !== undefined && fc2Services && !knownServices.has(service)) {
-      throw new ApiError(404, 'ServiceNotFound', `service '${service}' does not exist`);
+      throw new FcApiError(404, 'ServiceNotFound', `service '${service}' does not exist`);
     }
     if (qualifier !== undefined && qualifier !== '' && qualifier !== 'LATEST') {
-      throw new ApiError(404, 'AliasNotFound', `alias '${qualifier}' of function '${functionName}' does not exist (the emulator serves LATEST only)`);
+      throw new FcApiError(404, 'AliasNotFound', `alias '${qualifier}' of function '${functionName}' does not exist (the emulator serves LATEST only)`);
     }
     if (!Object.hasOwn(options.functions, functionName) || (service !== undefined && fc2Services && fc2Services[functionName] !== service)) {
-      throw new ApiError(404, 'FunctionNotFound', `function '${functionName}' does not exist${service !== undefined ? ` in service '${service}'` : ''}`);
+      throw new FcApiError(404, 'FunctionNotFound', `function '${functionName}' does not exist${service !== undefined ? ` in service '${service}'` : ''}`);
     }
     if (faults.throttle > 0 && random() < faults.throttle) {
       faultCounts.throttled++;
-      throw new ApiError(429, 'ResourceThrottled', `Reserve resource exceeded limit: function '${functionName}' is throttled (injected by FC_EMULATOR_FAULTS)`);
+      throw new FcApiError(429, 'ResourceThrottled', `Reserve resource exceeded limit: function '${functionName}' is throttled (injected by FC_EMULATOR_FAULTS)`);
     }
 
     if (invocationType === 'Async') {
@@ -418,12 +318,12 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
     let result: InvokeResult;
     try {
       // Busy instances are noted before the call: the pool may hand it to an idle one at once.
-      const before = faults.crash > 0 && random() < faults.crash ? new Set(busyInstances(functionName).map((i) => i.instanceId)) : undefined;
+      const before = faults.crash > 0 && random() < faults.crash ? new Set(busyInstances(pool, functionName).map((i) => i.instanceId)) : undefined;
       const call = pool.invoke(functionName, body);
-      if (before) killMidCall(functionName, call, before);
+      if (before) killMidCall(pool, functionName, call, before, random, () => faultCounts.crashed++);
       result = await call;
     } catch (err) {
-      const out = functionFailure(functionName, err, performance.now() - started);
+      const out = functionFailure(pool, functionName, err, performance.now() - started);
       if (!out) throw err;
       rec.status = 200;
       rec.code = 'UnhandledInvocationError';
@@ -454,229 +354,6 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
     if (result.peakRssBytes !== undefined) headers[FC_EMULATOR_HEADERS.peakRssBytes] = String(result.peakRssBytes);
     res.writeHead(200, headers);
     res.end(result.payload);
-  }
-
-  /**
-   * Crash fault: SIGKILL the instance running this call, a few ms into it. The pool does not say
-   * which instance took a call, so the victim is a busy instance of the function that was not
-   * busy before the call: the call's own when it runs alone, and one call's either way.
-   */
-  function busyInstances(functionName: string) {
-    return (pool.stats()[functionName]?.instances ?? []).filter((i) => i.state === 'busy' && i.pid !== undefined);
-  }
-  function killMidCall(functionName: string, call: Promise<InvokeResult>, before: Set<string>): void {
-    const busyNow = () => busyInstances(functionName);
-    let settled = false;
-    call.then(() => { settled = true; }, () => { settled = true; });
-    const deadline = Date.now() + 30_000;
-    const poll = () => {
-      if (settled || Date.now() > deadline) return;
-      const busy = busyNow();
-      const victim = busy.find((i) => !before.has(i.instanceId)) ?? (busy.length === before.size ? undefined : busy[0]);
-      if (!victim) {
-        setTimeout(poll, 5).unref();
-        return;
-      }
-      setTimeout(() => {
-        if (settled) return;
-        try {
-          process.kill(victim.pid!, 'SIGKILL');
-          faultCounts.crashed++;
-        } catch {
-          /* already gone */
-        }
-      }, Math.floor(random() * 10)).unref();
-    };
-    setTimeout(poll, 1).unref();
-  }
-
-  /** Check the FC 2.0 `FC <ak>:<signature>` header and related headers; returns the access key ID. */
-  function verifyFc2Signature(req: http.IncomingMessage, rawPath: string, body: Buffer | undefined, size: number): string {
-    const auth = header(req, 'authorization');
-    if (!auth) throw new ApiError(403, 'MissingAuthorization', 'the request carries no Authorization header');
-    const am = /^FC ([^:\s]+):([A-Za-z0-9+/]+={0,2})$/.exec(auth.trim());
-    if (!am) throw new ApiError(403, 'InvalidAuthorization', 'malformed Authorization header (expected FC <accessKeyID>:<signature>)');
-    const [, accessKeyId, signature] = am;
-    const cred = keys.get(accessKeyId);
-    if (!cred) throw new ApiError(403, 'InvalidAccessKeyId', `invalid access key ID '${accessKeyId}'`);
-
-    const token = header(req, 'x-fc-security-token');
-    if (cred.securityToken !== undefined) {
-      if (token === undefined) throw new ApiError(403, 'InvalidSecurityToken', `access key '${accessKeyId}' is an STS key: x-fc-security-token is missing`);
-      if (!safeEqual(token, cred.securityToken)) throw new ApiError(403, 'InvalidSecurityToken', 'the security token is invalid or expired');
-    } else if (token !== undefined) {
-      throw new ApiError(403, 'InvalidSecurityToken', `access key '${accessKeyId}' is not an STS key but a security token was sent`);
-    }
-    const account = header(req, 'x-fc-account-id');
-    if (account !== undefined && account !== options.accountId) {
-      throw new ApiError(403, 'AccessDenied', `x-fc-account-id ${account} is not this endpoint's account`);
-    }
-    const date = header(req, 'date');
-    if (!date) throw new ApiError(400, 'MissingRequiredHeader', 'required HTTP header date was not specified');
-    const t = Date.parse(date);
-    if (Number.isNaN(t)) throw new ApiError(400, 'InvalidArgument', `date ${JSON.stringify(date)} is not an HTTP date`);
-    if (Math.abs(Date.now() - t) > maxSkewMs) {
-      throw new ApiError(403, 'RequestTimeTooSkewed', `date ${date} differs from the server time by more than ${Math.round(maxSkewMs / 60_000)} minutes`);
-    }
-    const md5 = header(req, 'content-md5');
-    if (size > 0 && md5 === undefined) throw new ApiError(400, 'MissingRequiredHeader', 'a request with a body must carry content-md5');
-    const headers: Record<string, string> = {};
-    for (const [name, values] of Object.entries(req.headersDistinct)) if (values) headers[name] = values.join(',');
-    const expected = fc2Signature(cred.accessKeySecret, fc2StringToSign({ method: req.method ?? 'POST', path: rawPath, headers }));
-    if (!safeEqual(expected, signature)) {
-      throw new ApiError(403, 'SignatureNotMatch', 'The request signature we calculated does not match the signature you provided. Check your access key and signing method');
-    }
-    // The signature covers content-md5; the body is bound to it here (it may have been over the limit).
-    if (body !== undefined && md5 !== undefined && md5 !== fc2ContentMd5(body)) {
-      throw new ApiError(403, 'SignatureNotMatch', `content-md5 does not match the request body (${size} bytes)`);
-    }
-    return accessKeyId;
-  }
-
-  /** Check the ACS3-HMAC-SHA256 signature and related headers; returns the access key ID. */
-  function verifySignature(
-    req: http.IncomingMessage,
-    rawPath: string,
-    query: Record<string, string>,
-    body: Buffer | undefined,
-    size: number,
-  ): string {
-    const auth = header(req, 'authorization');
-    if (!auth) throw new ApiError(403, 'MissingAuthorization', 'the request carries no Authorization header');
-    const am = /^(\S+) Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-fA-F]+)$/.exec(auth.trim());
-    if (!am) throw new ApiError(403, 'IncompleteSignature', 'malformed Authorization header (expected ACS3-HMAC-SHA256 Credential=…,SignedHeaders=…,Signature=…)');
-    const [, algorithm, accessKeyId, signedList, signature] = am;
-    if (algorithm !== SIGNATURE_ALGORITHM) {
-      throw new ApiError(403, 'SignatureNotMatch', `unsupported signature algorithm ${algorithm} (the emulator verifies ${SIGNATURE_ALGORITHM})`);
-    }
-    const cred = keys.get(accessKeyId);
-    if (!cred) throw new ApiError(403, 'InvalidAccessKeyId', `invalid access key ID '${accessKeyId}'`);
-
-    const token = header(req, 'x-acs-security-token');
-    if (cred.securityToken !== undefined) {
-      if (token === undefined) throw new ApiError(403, 'InvalidSecurityToken', `access key '${accessKeyId}' is an STS key: x-acs-security-token is missing`);
-      if (!safeEqual(token, cred.securityToken)) throw new ApiError(403, 'InvalidSecurityToken', 'the security token is invalid or expired');
-    } else if (token !== undefined) {
-      throw new ApiError(403, 'InvalidSecurityToken', `access key '${accessKeyId}' is not an STS key but a security token was sent`);
-    }
-    const akHeader = header(req, 'x-acs-accesskey-id');
-    if (akHeader !== undefined && akHeader !== accessKeyId) {
-      throw new ApiError(403, 'SignatureNotMatch', 'x-acs-accesskey-id does not match the Authorization credential');
-    }
-
-    const date = header(req, 'x-acs-date');
-    if (!date) throw new ApiError(400, 'MissingRequiredHeader', 'required HTTP header x-acs-date was not specified');
-    const t = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(date) ? Date.parse(date) : NaN;
-    if (Number.isNaN(t)) throw new ApiError(400, 'InvalidArgument', `x-acs-date ${JSON.stringify(date)} is not yyyy-MM-ddTHH:mm:ssZ`);
-    if (Math.abs(Date.now() - t) > maxSkewMs) {
-      throw new ApiError(403, 'RequestTimeTooSkewed', `x-acs-date ${date} differs from the server time by more than ${Math.round(maxSkewMs / 60_000)} minutes`);
-    }
-    const nonce = header(req, 'x-acs-signature-nonce');
-    if (!nonce) throw new ApiError(400, 'MissingRequiredHeader', 'required HTTP header x-acs-signature-nonce was not specified');
-    const contentSha = header(req, 'x-acs-content-sha256');
-    if (!contentSha) throw new ApiError(400, 'MissingRequiredHeader', 'required HTTP header x-acs-content-sha256 was not specified');
-
-    const signedHeaders = signedList.split(';');
-    const signedSet = new Set(signedHeaders);
-    for (const name of ['host', 'x-acs-date', 'x-acs-signature-nonce', 'x-acs-content-sha256']) {
-      if (!signedSet.has(name)) throw new ApiError(403, 'SignatureNotMatch', `header ${name} must be signed`);
-    }
-    for (const name of Object.keys(req.headers)) {
-      if ((name === 'content-type' || name.startsWith('x-acs-')) && !signedSet.has(name)) {
-        throw new ApiError(403, 'SignatureNotMatch', `header ${name} is present but not signed`);
-      }
-    }
-    // Only now that the request is authentic-looking do we look at the body (it may have been over the limit).
-    if (body !== undefined) {
-      const actual = createHash('sha256').update(body).digest('hex');
-      if (actual !== contentSha.toLowerCase()) {
-        throw new ApiError(403, 'SignatureNotMatch', `x-acs-content-sha256 does not match the request body (${size} bytes)`);
-      }
-    }
-    const headers: Record<string, string> = {};
-    for (const name of signedHeaders) {
-      const values = req.headersDistinct[name];
-      headers[name] = values ? values.map((v) => v.trim()).sort().join(',') : '';
-    }
-    const canonical = acs3CanonicalRequest({
-      method: req.method ?? 'POST',
-      rawPath,
-      query,
-      headers,
-      signedHeaders,
-      contentSha256: contentSha,
-    });
-    const expected = acs3Signature(cred.accessKeySecret, canonical);
-    if (!safeEqual(expected, signature.toLowerCase())) {
-      throw new ApiError(403, 'SignatureNotMatch', 'The request signature we calculated does not match the signature you provided. Check your access key and signing method');
-    }
-    // Replay protection: a nonce is good once within the skew window.
-    const now = Date.now();
-    if (nonces.size > 10_000) for (const [k, exp] of nonces) if (exp < now) nonces.delete(k);
-    const seen = nonces.get(nonce);
-    if (seen !== undefined && seen >= now) throw new ApiError(403, 'SignatureNonceUsed', `signature nonce ${nonce} was already used`);
-    nonces.set(nonce, now + 2 * maxSkewMs);
-    return accessKeyId;
-  }
-
-  /** How FC reports a failed invocation (200 + x-fc-error-type); undefined for errors it reports otherwise. */
-  function functionFailure(functionName: string, err: unknown, elapsedMs: number):
-    | { body: Record<string, unknown>; instanceId?: string; kind?: string }
-    | undefined {
-    const peakMb = (instanceId: string | undefined) => {
-      const inst = instanceId ? pool.stats()[functionName]?.instances.find((i) => i.instanceId === instanceId) : undefined;
-      return inst ? (inst.peakRssBytes / (1024 * 1024)).toFixed(2) : '0';
-    };
-    if (err instanceof FunctionError) {
-      const body: Record<string, unknown> = {
-        errorMessage: err.errorMessage,
-        errorType: err.errorType,
-        stackTrace: err.remoteStack ? err.remoteStack.split('\n') : [],
-      };
-      if (err.details !== undefined) body.details = err.details;
-      return { body, instanceId: err.instanceId };
-    }
-    if (err instanceof FunctionTimeoutError) {
-      const secs = Number((err.timeoutMs / 1000).toFixed(3));
-      return {
-        kind: 'timeout',
-        instanceId: err.instanceId,
-        body: {
-          errorMessage: `Function timed out after ${secs} seconds (maxMemoryUsage: ${peakMb(err.instanceId)}MB)`,
-          timeoutMs: err.timeoutMs,
-          detail: err.message,
-        },
-      };
-    }
-    if (err instanceof FunctionCrashedError) {
-      return {
-        kind: 'crash',
-        instanceId: err.instanceId,
-        body: {
-          errorMessage: `Process exited unexpectedly before completing request (duration: ${Math.round(elapsedMs)}ms, ` +
-            `maxMemoryUsage: ${peakMb(err.instanceId)}MB): ${err.message}`,
-          exitCode: err.exitCode,
-          signal: err.signal,
-          outOfMemory: err.outOfMemory,
-        },
-      };
-    }
-    if (err instanceof PayloadTooLargeError && err.direction === 'response') {
-      return {
-        kind: 'response-too-large',
-        instanceId: err.instanceId,
-        body: {
-          errorMessage: `response payload size ${err.sizeBytes} exceeds maximum allowed size (${err.maxBytes} bytes)`,
-          sizeBytes: err.sizeBytes,
-          maxBytes: err.maxBytes,
-        },
-      };
-    }
-    if (err instanceof PayloadTooLargeError) {
-      throw new ApiError(413, 'EntityTooLarge', `payload size exceeds maximum allowed size (${err.maxBytes} bytes)`);
-    }
-    if (err instanceof FunctionNotFoundError) throw new ApiError(404, 'FunctionNotFound', `function '${functionName}' does not exist`);
-    return undefined;
   }
 
   server.keepAliveTimeout = 65_000; // longer than clients keep idle sockets, so reuse never races a close
@@ -736,14 +413,3 @@ export async function startFcServer(options: FcServerOptions): Promise<FcServer>
   };
 }
 
-function header(req: http.IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  if (v === undefined) return undefined;
-  return Array.isArray(v) ? v.join(',') : v;
-}
-
-function safeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}

@@ -57,7 +57,7 @@ export interface GatewayMetrics {
   observe(event: FcHttpEvent, status: number, seconds: number, result?: FcHttpResult): void;
 }
 
-const INFER_PATH_RE = /^\/v2\/models\/[^/]+\/infer\/?$/;
+const INFER_PATH_RE = /^\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/infer\/?$/;
 
 export interface Gateway {
   url: string;
@@ -183,7 +183,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     try {
       opts.access?.check(url.pathname.length > 1 ? url.pathname.replace(/\/$/, '') : url.pathname, (name) => headers[name]);
       if (isInfer && (opts.admission || opts.requestTimeoutMs !== undefined)) {
-        deadline = requestDeadline(headers[REQUEST_TIMEOUT_HEADER], opts.requestTimeoutMs ?? Number.MAX_SAFE_INTEGER / 2);
+        const d = requestDeadline(headers[REQUEST_TIMEOUT_HEADER], opts.requestTimeoutMs ?? Infinity);
+        if (Number.isFinite(d)) deadline = d;
         // Refusing before the body is read keeps refusals cheap under overload.
         opts.admission?.check(deadline);
       }

@@ -15,26 +15,29 @@
  *   (handler → master → workers) with the callee's limits and errors applied.
  *   If the calling instance dies first, its sub-calls still run to completion
  *   and their replies are dropped.
+ *
+ * This module is the scheduler (queue, dispatch, timeouts, kills, exits, stats); the instance
+ * process is in pool-instance.ts and the nested-invocation relay in pool-relay.ts.
  */
-import { fork } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import type { InvokeOptions, InvokeResult, Invoker } from './invoker.ts';
 import {
   DEFAULT_MAX_PAYLOAD_BYTES,
   FunctionCrashedError,
-  FunctionError,
   FunctionNotFoundError,
   FunctionTimeoutError,
   InvokeError,
   PayloadTooLargeError,
-  serializeInvokeError,
 } from './errors.ts';
-import type { ParentMessage, RemoteError, RunnerConfig, RunnerMessage } from './instance-runner.ts';
+import type { ParentMessage, RunnerMessage } from './instance-runner.ts';
+import {
+  forkInstance, instanceStats, lastLines, mb, refInstance, remoteToFunctionError, settleCall, unrefInstance,
+  type Call, type FunctionState, type FunctionStats, type Instance,
+} from './pool-instance.ts';
+import { NestedCallRelay } from './pool-relay.ts';
 
 export interface LocalFunctionConfig {
   /** Absolute path of a .ts/.js module exporting `handler(event: Buffer, context: FunctionContext)`. */
@@ -71,102 +74,7 @@ export interface ProcessPoolOptions {
   logs?: 'forward' | 'silent';
 }
 
-export interface InstanceStats {
-  instanceId: string;
-  pid: number | undefined;
-  state: InstanceState;
-  invocations: number;
-  initMs: number | undefined;
-  peakRssBytes: number;
-}
-
-export interface FunctionStats {
-  /** Instances currently alive (starting, idle or busy). */
-  instancesAlive: number;
-  busy: number;
-  queued: number;
-  /** Instances started (including prewarmed ones). */
-  coldStarts: number;
-  invocations: number;
-  /** Calls that ended in FunctionError. */
-  errors: number;
-  /** Calls that ended in FunctionCrashedError (including out-of-memory kills). */
-  crashes: number;
-  timeouts: number;
-  oomKills: number;
-  /** Nested invocations made by this function's instances through `context.invoker`. */
-  nestedCalls: number;
-  /** Replies to nested invocations that were dropped because the calling instance had died. */
-  nestedRepliesDropped: number;
-  /** Highest peak RSS of any instance of this function so far. */
-  maxPeakRssBytes: number;
-  /** Alive instances plus the most recent dead ones (state 'dead'). */
-  instances: InstanceStats[];
-}
-
-type InstanceState = 'starting' | 'idle' | 'busy' | 'dead';
-
-interface Call {
-  requestId: string;
-  payload: Buffer;
-  resolve: (r: InvokeResult) => void;
-  reject: (e: Error) => void;
-  settled: boolean;
-  /** Calls queued together that start only when all of them can (invokeGang). */
-  gang?: { size: number; started: boolean };
-}
-
-interface Instance {
-  id: string;
-  child: ChildProcess;
-  state: InstanceState;
-  spawnedAt: number;
-  initMs?: number;
-  cold: boolean;
-  invocations: number;
-  peakRssBytes: number;
-  stderrTail: string;
-  /** Call waiting for this instance to finish starting. */
-  reserved?: Call;
-  /** Call currently executing. */
-  current?: { call: Call; id: number; coldStart: boolean };
-  timer?: NodeJS.Timeout;
-  /** prewarm() waiter, called once the instance is ready (or failed to start). */
-  onReady?: (err?: Error) => void;
-  /** Why we killed it, so the exit handler reports the right error. */
-  killReason?: 'timeout' | 'oom' | 'closed' | 'protocol';
-  exited: Promise<void>;
-}
-
-interface FunctionState {
-  name: string;
-  config: LocalFunctionConfig;
-  instances: Instance[];
-  queue: Call[];
-  retired: InstanceStats[];
-  seq: number;
-  counters: {
-    coldStarts: number; invocations: number; errors: number; crashes: number; timeouts: number; oomKills: number;
-    nestedCalls: number; nestedRepliesDropped: number; maxPeakRssBytes: number;
-  };
-}
-
-const STDERR_TAIL_BYTES = 8 * 1024;
 const MAX_RETIRED = 100;
-
-const RUNNER_PATH = fileURLToPath(
-  new URL(import.meta.url.endsWith('.ts') ? './instance.ts' : './instance.js', import.meta.url),
-);
-
-let tsxImportUrl: string | undefined;
-function tsxLoader(): string {
-  // Resolve from this package so children work regardless of their cwd.
-  tsxImportUrl ??= import.meta.resolve('tsx');
-  return tsxImportUrl;
-}
-
-const isTs = (p: string) => /\.[cm]?tsx?$/.test(p);
-const toBuf = (p: Buffer | Uint8Array): Buffer => (Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength));
 
 export class ProcessPoolInvoker implements Invoker {
   private readonly fns = new Map<string, FunctionState>();
@@ -174,7 +82,7 @@ export class ProcessPoolInvoker implements Invoker {
   private readonly logs: 'forward' | 'silent';
   private closed = false;
   private callSeq = 0;
-  private readonly gangs = new Map<string, { callId: number; payload: Buffer }[]>();
+  private readonly nested = new NestedCallRelay(this);
 
   constructor(options: ProcessPoolOptions) {
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
@@ -280,7 +188,7 @@ export class ProcessPoolInvoker implements Invoker {
     const exits: Promise<void>[] = [];
     for (const fn of this.fns.values()) {
       for (const call of fn.queue.splice(0)) {
-        this.settle(call, new InvokeError(`invoker closed before ${fn.name} could run`, { functionName: fn.name, requestId: call.requestId }));
+        settleCall(call, new InvokeError(`invoker closed before ${fn.name} could run`, { functionName: fn.name, requestId: call.requestId }));
       }
       for (const inst of [...fn.instances]) {
         this.kill(fn, inst, 'closed');
@@ -316,47 +224,8 @@ export class ProcessPoolInvoker implements Invoker {
 
   private spawn(fn: FunctionState): Instance {
     const { config } = fn;
-    const id = `${fn.name}-${++fn.seq}-${randomUUID().slice(0, 8)}`;
-    const execArgv: string[] = [];
-    const runner = config.bundled ? config.entry : RUNNER_PATH;
-    if (isTs(runner) || isTs(config.entry)) execArgv.push('--import', tsxLoader());
-    if (config.memoryLimitMb !== undefined) execArgv.push(`--max-old-space-size=${Math.max(16, Math.floor(config.memoryLimitMb))}`);
-    execArgv.push(...(config.execArgv ?? []));
-    const runnerConfig: RunnerConfig = {
-      entry: config.entry,
-      functionName: fn.name,
-      instanceId: id,
-      ...(config.memoryLimitMb !== undefined ? { memoryLimitMb: config.memoryLimitMb } : {}),
-      maxPayloadBytes: this.maxPayloadBytes,
-    };
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    delete env.NODE_TEST_CONTEXT; // do not let a child think it is a node:test subprocess
-    delete env.NODE_OPTIONS; // the parent's flags are not the instance's (set it via config.env if needed)
-    Object.assign(env, config.env ?? {});
-
-    const spawnedAt = performance.now();
-    const child = fork(runner, [JSON.stringify(runnerConfig)], {
-      execArgv,
-      env,
-      serialization: 'advanced',
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    });
-    let resolveExited!: () => void;
-    const inst: Instance = {
-      id,
-      child,
-      state: 'starting',
-      spawnedAt,
-      cold: true,
-      invocations: 0,
-      peakRssBytes: 0,
-      stderrTail: '',
-      exited: new Promise<void>((r) => (resolveExited = r)),
-    };
-    fn.instances.push(inst);
-
-    this.pipeLogs(inst, child.stdout, false);
-    this.pipeLogs(inst, child.stderr, true);
+    const { inst, markExited } = forkInstance(fn, this.maxPayloadBytes, this.logs);
+    const { child, id } = inst;
 
     const initTimeoutMs = config.initTimeoutMs ?? Math.max(config.timeoutMs, 60_000);
     inst.timer = setTimeout(() => {
@@ -365,7 +234,7 @@ export class ProcessPoolInvoker implements Invoker {
       fn.counters.timeouts++;
       this.kill(fn, inst, 'timeout');
       if (call) {
-        this.settle(call, new FunctionTimeoutError(
+        settleCall(call, new FunctionTimeoutError(
           `${fn.name}: instance ${id} did not finish initialising within ${initTimeoutMs} ms`,
           { functionName: fn.name, requestId: call.requestId, instanceId: id, timeoutMs: initTimeoutMs },
         ));
@@ -379,7 +248,7 @@ export class ProcessPoolInvoker implements Invoker {
       if (exitHandled) return;
       exitHandled = true;
       this.onExit(fn, inst, code, signal, spawnError);
-      resolveExited();
+      markExited();
     };
     // 'exit' may fire before stdio is drained, so prefer 'close' (complete stderr tail), but do not
     // wait long for it: a grandchild process holding the pipes open would delay 'close' indefinitely.
@@ -394,24 +263,6 @@ export class ProcessPoolInvoker implements Invoker {
     return inst;
   }
 
-  private pipeLogs(inst: Instance, stream: NodeJS.ReadableStream | null, isStderr: boolean): void {
-    if (!stream) return;
-    let partial = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      if (isStderr) {
-        inst.stderrTail = (inst.stderrTail + chunk).slice(-STDERR_TAIL_BYTES);
-      }
-      if (this.logs !== 'forward') return;
-      const lines = (partial + chunk).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) process.stderr.write(`[${inst.id}] ${line}\n`);
-    });
-    stream.on('end', () => {
-      if (this.logs === 'forward' && partial) process.stderr.write(`[${inst.id}] ${partial}\n`);
-    });
-  }
-
   private onMessage(fn: FunctionState, inst: Instance, msg: RunnerMessage): void {
     if (inst.state === 'dead') return;
     switch (msg.t) {
@@ -422,7 +273,7 @@ export class ProcessPoolInvoker implements Invoker {
         this.notePeak(fn, inst, msg.maxRssBytes);
         fn.counters.coldStarts++;
         inst.state = 'idle';
-        this.unref(inst);
+        unrefInstance(inst);
         inst.onReady?.();
         inst.onReady = undefined;
         const call = inst.reserved;
@@ -440,7 +291,7 @@ export class ProcessPoolInvoker implements Invoker {
         this.kill(fn, inst, 'protocol');
         if (call) {
           fn.counters.errors++;
-          this.settle(call, err);
+          settleCall(call, err);
         }
         this.pump(fn);
         return;
@@ -451,7 +302,7 @@ export class ProcessPoolInvoker implements Invoker {
         return;
       }
       case 'invoke-req': {
-        this.relay(fn, inst, msg);
+        this.nested.relay(fn, inst, msg);
         return;
       }
       case 'result':
@@ -471,14 +322,14 @@ export class ProcessPoolInvoker implements Invoker {
         }
         const { call, coldStart } = cur;
         inst.state = 'idle';
-        this.unref(inst);
+        unrefInstance(inst);
         if (msg.t === 'result') {
           const payload = Buffer.isBuffer(msg.payload)
             ? msg.payload
             : Buffer.from(msg.payload.buffer, msg.payload.byteOffset, msg.payload.byteLength);
           if (payload.length > this.maxPayloadBytes) {
             fn.counters.errors++;
-            this.settle(call, new PayloadTooLargeError({
+            settleCall(call, new PayloadTooLargeError({
               functionName: fn.name, requestId: call.requestId, instanceId: inst.id,
               sizeBytes: payload.length, maxBytes: this.maxPayloadBytes, direction: 'response',
             }));
@@ -491,11 +342,11 @@ export class ProcessPoolInvoker implements Invoker {
               peakRssBytes: msg.maxRssBytes,
             };
             if (coldStart && inst.initMs !== undefined) result.initMs = inst.initMs;
-            this.settle(call, undefined, result);
+            settleCall(call, undefined, result);
           }
         } else {
           fn.counters.errors++;
-          this.settle(call, remoteToFunctionError(fn.name, msg.error, call.requestId, inst.id));
+          settleCall(call, remoteToFunctionError(fn.name, msg.error, call.requestId, inst.id));
         }
         this.pump(fn);
         return;
@@ -511,14 +362,14 @@ export class ProcessPoolInvoker implements Invoker {
     inst.invocations++;
     fn.counters.invocations++;
     inst.current = { call, id, coldStart };
-    this.ref(inst);
+    refInstance(inst);
     const { timeoutMs } = fn.config;
     inst.timer = setTimeout(() => {
       if (inst.current?.id !== id) return;
       inst.current = undefined;
       fn.counters.timeouts++;
       this.kill(fn, inst, 'timeout');
-      this.settle(call, new FunctionTimeoutError(
+      settleCall(call, new FunctionTimeoutError(
         `${fn.name}: invocation ${call.requestId} timed out after ${timeoutMs} ms (instance ${inst.id} killed)`,
         { functionName: fn.name, requestId: call.requestId, instanceId: inst.id, timeoutMs },
       ));
@@ -538,54 +389,6 @@ export class ProcessPoolInvoker implements Invoker {
     }
   }
 
-  /**
-   * Nested invocation from an instance's `context.invoker`: run it through this pool like any
-   * other call (the callee's limits, queue, cold starts, crash/timeout detection) and reply.
-   */
-  private relay(fn: FunctionState, inst: Instance, msg: Extract<RunnerMessage, { t: 'invoke-req' }>): void {
-    const { callId } = msg;
-    fn.counters.nestedCalls++;
-    const answer = (call: Promise<InvokeResult>, id: number) => call.then(
-      (result) => this.reply(fn, inst, { t: 'invoke-res', callId: id, result }),
-      (err: unknown) => this.reply(fn, inst, { t: 'invoke-res', callId: id, error: serializeInvokeError(err) }),
-    );
-    if (msg.gang && typeof msg.functionName === 'string') {
-      // Members arrive as consecutive messages; the gang is queued once all are here.
-      const key = `${inst.id}:${msg.gang.id}`;
-      const members = this.gangs.get(key) ?? [];
-      members.push({ callId, payload: toBuf(msg.payload) });
-      if (members.length < msg.gang.size) { this.gangs.set(key, members); return; }
-      this.gangs.delete(key);
-      this.invokeGang(msg.functionName, members.map((m) => m.payload)).forEach((c, i) => answer(c, members[i].callId));
-      return;
-    }
-    let call: Promise<InvokeResult>;
-    try {
-      call = typeof msg.functionName === 'string'
-        ? this.invoke(msg.functionName, msg.payload, { urgent: msg.urgent === true })
-        : Promise.reject(new TypeError('invoke(): functionName must be a string'));
-    } catch (err) {
-      call = Promise.reject(err);
-    }
-    void answer(call, callId);
-  }
-
-  /** Send a nested invocation's reply, or drop it if the caller has died meanwhile. Never throws. */
-  private reply(fn: FunctionState, inst: Instance, msg: Extract<ParentMessage, { t: 'invoke-res' }>): void {
-    if (inst.state === 'dead' || !inst.child.connected) {
-      fn.counters.nestedRepliesDropped++;
-      return;
-    }
-    try {
-      inst.child.send(msg, (err) => {
-        // Channel closed under us: the caller is dying and its exit handler reports it.
-        if (err) fn.counters.nestedRepliesDropped++;
-      });
-    } catch {
-      fn.counters.nestedRepliesDropped++;
-    }
-  }
-
   private oomKill(fn: FunctionState, inst: Instance, rssBytes: number): void {
     if (inst.state === 'dead') return;
     fn.counters.oomKills++;
@@ -596,7 +399,7 @@ export class ProcessPoolInvoker implements Invoker {
     this.kill(fn, inst, 'oom');
     if (call) {
       fn.counters.crashes++;
-      this.settle(call, new FunctionCrashedError(
+      settleCall(call, new FunctionCrashedError(
         `${fn.name}: instance ${inst.id} killed: out of memory (peak RSS ${mb(rssBytes)} MB > limit ${fn.config.memoryLimitMb} MB)`,
         { functionName: fn.name, requestId: call.requestId, instanceId: inst.id, outOfMemory: true, signal: 'SIGKILL' },
       ));
@@ -611,7 +414,7 @@ export class ProcessPoolInvoker implements Invoker {
       this.retire(fn, inst);
     }
     if (inst.child.exitCode === null && inst.child.signalCode === null) {
-      this.ref(inst); // keep the event loop alive until the exit is observed (close() awaits it)
+      refInstance(inst); // keep the event loop alive until the exit is observed (close() awaits it)
       try {
         inst.child.kill('SIGKILL');
       } catch {
@@ -645,7 +448,7 @@ export class ProcessPoolInvoker implements Invoker {
     else clearTimeout(inst.timer);
     if (call && !call.settled) {
       if (inst.killReason === 'closed') {
-        this.settle(call, new InvokeError(`invoker closed while ${fn.name} was running`, { functionName: fn.name, requestId: call.requestId, instanceId: inst.id }));
+        settleCall(call, new InvokeError(`invoker closed while ${fn.name} was running`, { functionName: fn.name, requestId: call.requestId, instanceId: inst.id }));
       } else {
         fn.counters.crashes++;
         const heapOom = /heap out of memory|Allocation failed/i.test(inst.stderrTail);
@@ -657,7 +460,7 @@ export class ProcessPoolInvoker implements Invoker {
             : `exited with code ${code}`;
         const phase = starting ? ' during initialization' : '';
         const tail = lastLines(inst.stderrTail, 6);
-        this.settle(call, new FunctionCrashedError(
+        settleCall(call, new FunctionCrashedError(
           `${fn.name}: instance ${inst.id} ${how}${phase}${heapOom ? ' (out of memory: JavaScript heap limit reached)' : ''}` +
             (tail ? `\n--- instance stderr (tail) ---\n${tail}` : ''),
           { functionName: fn.name, requestId: call.requestId, instanceId: inst.id, exitCode: code, signal, outOfMemory: heapOom, cause: spawnError },
@@ -667,59 +470,10 @@ export class ProcessPoolInvoker implements Invoker {
     this.pump(fn);
   }
 
-  private settle(call: Call, err: Error | undefined, result?: InvokeResult): void {
-    if (call.settled) return;
-    call.settled = true;
-    if (err) call.reject(err);
-    else call.resolve(result!);
-  }
-
   private notePeak(fn: FunctionState, inst: Instance, bytes: number): void {
     if (bytes > inst.peakRssBytes) inst.peakRssBytes = bytes;
     if (bytes > fn.counters.maxPeakRssBytes) fn.counters.maxPeakRssBytes = bytes;
   }
 
-  // Idle instances must not keep the parent's event loop alive.
-  private unref(inst: Instance): void {
-    inst.child.unref();
-    (inst.child as unknown as { channel?: { unref?: () => void } }).channel?.unref?.();
-    (inst.child.stdout as unknown as { unref?: () => void } | null)?.unref?.();
-    (inst.child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
-  }
-
-  private ref(inst: Instance): void {
-    inst.child.ref();
-    (inst.child as unknown as { channel?: { ref?: () => void } }).channel?.ref?.();
-    (inst.child.stdout as unknown as { ref?: () => void } | null)?.ref?.();
-    (inst.child.stderr as unknown as { ref?: () => void } | null)?.ref?.();
-  }
 }
 
-function instanceStats(inst: Instance): InstanceStats {
-  return {
-    instanceId: inst.id,
-    pid: inst.child.pid,
-    state: inst.state,
-    invocations: inst.invocations,
-    initMs: inst.initMs,
-    peakRssBytes: inst.peakRssBytes,
-  };
-}
-
-function remoteToFunctionError(functionName: string, e: RemoteError, requestId: string, instanceId: string, prefix = ''): FunctionError {
-  return new FunctionError({
-    functionName,
-    requestId,
-    instanceId,
-    errorType: e.errorType,
-    errorMessage: prefix + e.errorMessage,
-    ...(e.details !== undefined ? { details: e.details } : {}),
-    ...(e.stack !== undefined ? { remoteStack: e.stack } : {}),
-  });
-}
-
-const mb = (b: number) => Math.round(b / (1024 * 1024));
-
-function lastLines(s: string, n: number): string {
-  return s.trimEnd().split('\n').slice(-n).join('\n');
-}

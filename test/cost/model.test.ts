@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildModel } from '../../src/models/index.ts';
-import { makespan, predictPlan, costProfileSchema, type CostProfile } from '../../src/cost/model.ts';
+import { makespan, predictMonolithic, predictPlan, workerSpeed, costProfileSchema, type CostProfile } from '../../src/cost/model.ts';
 import { loadProfile } from '../../src/cost/profiles.ts';
 import { planModelAuto } from '../../src/planner/auto.ts';
 import { planModel } from '../../src/planner/plan.ts';
@@ -39,6 +39,32 @@ describe('cost model', () => {
   const p2 = committed('2x2.json');
   const p4 = committed('4x4.json');
   const o = { profile, vcpu: 1, memoryMb: 2048, batch: 1, concurrency: 64 };
+
+  it('busy workers share the cores the stack gives them; one alone runs at its vCPU', () => {
+    const local = { ...profile, threadEfficiency: 0, maxParallelWorkers: 2, effectiveCores: 1 };
+    assert.equal(workerSpeed(local, 0.5, 1), 20e9);
+    assert.equal(workerSpeed({ ...local, effectiveCores: 0.5 }, 1, 1), 40e9);
+    // Four workers on one effective core: a quarter each, whatever their vCPU.
+    assert.equal(workerSpeed(local, 1, 4), 10e9);
+    assert.equal(workerSpeed(local, 0.5, 4), 10e9);
+    // Without effectiveCores the machine's cores are shared: two 1-vCPU workers at full speed.
+    assert.equal(workerSpeed({ ...local, effectiveCores: undefined }, 1, 2), 40e9);
+    // A one-tile plan is priced as one worker alone, like the monolithic run.
+    const one = planModel(resnet, { inputShape: [1, 3, 224, 224], grid: { rows: 1, cols: 1 }, cuts: 'none' }).plan;
+    const solo = predictPlan(one, { ...o, profile: local, vcpu: 0.5, concurrency: 4 }).latencyMs;
+    const mono = predictMonolithic(one, { profile: local, vcpu: 0.5, memoryMb: 2048, batch: 1 }).latencyMs;
+    assert.ok(Math.abs(solo - mono) / mono < 0.2, `1x1 ${solo} ms vs monolithic ${mono} ms`);
+  });
+
+  it('a fractional-vCPU stage waits for stopped neighbours less the longer it runs', () => {
+    const local = { ...profile, maxParallelWorkers: 2, throttleRoundMs: 80 };
+    const at = (batch: number, throttleRoundMs: number) => predictPlan(p2, { ...o, profile: { ...local, throttleRoundMs }, vcpu: 0.5, batch, concurrency: 4 }).latencyMs;
+    const waitB1 = at(1, 80) - at(1, 0);
+    const waitB8 = at(8, 80) - at(8, 0);
+    assert.ok(waitB1 > 0 && waitB8 >= 0 && waitB8 < waitB1, `wait at batch 1 ${waitB1} ms, at batch 8 ${waitB8} ms`);
+    // Whole vCPUs are never stopped.
+    assert.equal(predictPlan(p2, { ...o, profile: local, concurrency: 4 }).latencyMs, predictPlan(p2, { ...o, profile: { ...local, throttleRoundMs: 0 }, concurrency: 4 }).latencyMs);
+  });
 
   it('makespan schedules longest-first on the available instances', () => {
     assert.equal(makespan([5, 5, 5, 5], 4), 5);

@@ -184,7 +184,7 @@ describe('gateway with admission', () => {
 });
 
 describe('under overload: admitted requests keep their latency (a serial 20 ms test backend behind the gateway)', () => {
-  /** Closed-loop clients for `ms`; refused ones back off 20 ms. p99 of the answered requests. */
+  /** Closed-loop clients for `ms`; refused ones wait their Retry-After (jittered). p50/p99 of the answered requests. */
   async function overload(admission: Admission | undefined, clients: number, ms: number) {
     let tail = Promise.resolve();
     // TEST BACKEND: one request at a time, 20 ms each (the capacity the queue builds up in front of).
@@ -200,27 +200,32 @@ describe('under overload: admitted requests keep their latency (a serial 20 ms t
     const gw = await startGateway({ maxBodyBytes: 1 << 20, admission, invoke: (e) => route(e, { models, backend: serial }) });
     const okMs: number[] = [];
     let refused = 0;
+    const failures: string[] = [];
     const end = performance.now() + ms;
     await Promise.all(Array.from({ length: clients }, async () => {
       while (performance.now() < end) {
         const t0 = performance.now();
         const r = await fetch(`${gw.url}/v2/models/m/infer`, { method: 'POST', body: inferBody });
-        await r.arrayBuffer();
+        const text = await r.text();
         if (r.status === 200) okMs.push(performance.now() - t0);
-        else if (r.status === 503) { refused++; await sleep(20); } else assert.fail(`status ${r.status}`);
+        else if (r.status === 503) { refused++; await sleep(Number(r.headers.get('retry-after')) * 1000 * (0.5 + Math.random())); } else { failures.push(`${r.status} ${text}`); break; }
       }
     }));
     await gw.close();
+    assert.deepEqual(failures, []);
     okMs.sort((a, b) => a - b);
-    return { p99: okMs[Math.ceil(0.99 * okMs.length) - 1]!, ok: okMs.length, refused };
+    return { p99: okMs[Math.ceil(0.99 * okMs.length) - 1]!, p50: okMs[Math.ceil(0.5 * okMs.length) - 1]!, ok: okMs.length, refused };
   }
 
-  it('p99 stays near (slots + queue) x service time instead of growing with the clients', async (t) => {
-    const bounded = await overload(new Admission({ maxInflight: 2, maxQueue: 2 }), 32, 2000);
-    const unbounded = await overload(undefined, 32, 2000);
-    t.diagnostic(`32 clients, serial 20 ms backend: bounded (2 + 2) p99 ${bounded.p99.toFixed(0)} ms, ${bounded.ok} ok, ${bounded.refused} refused; unbounded p99 ${unbounded.p99.toFixed(0)} ms, ${unbounded.ok} ok`);
-    assert.ok(unbounded.p99 > 32 * 20 * 0.7, `unbounded p99 ${unbounded.p99}`);
-    assert.ok(bounded.p99 < unbounded.p99 / 2, `bounded p99 ${bounded.p99} vs unbounded ${unbounded.p99}`);
+  // The clients share this process's event loop with the gateway, so the tail is noisy on a busy
+  // machine: the median is asserted strictly, the p99 only against the unbounded one.
+  it('latency stays near (slots + queue) x service time instead of growing with the clients', async (t) => {
+    const bounded = await overload(new Admission({ maxInflight: 2, maxQueue: 2 }), 64, 3000);
+    const unbounded = await overload(undefined, 64, 3000);
+    t.diagnostic(`64 clients, serial 20 ms backend: bounded (2 + 2) p50 ${bounded.p50.toFixed(0)} p99 ${bounded.p99.toFixed(0)} ms, ${bounded.ok} ok, ${bounded.refused} refused; unbounded p50 ${unbounded.p50.toFixed(0)} p99 ${unbounded.p99.toFixed(0)} ms, ${unbounded.ok} ok`);
+    assert.ok(unbounded.p99 > 64 * 20 * 0.7, `unbounded p99 ${unbounded.p99}`);
+    assert.ok(bounded.p50 < unbounded.p50 / 3, `bounded p50 ${bounded.p50} vs unbounded ${unbounded.p50}`);
+    assert.ok(bounded.p99 < unbounded.p99, `bounded p99 ${bounded.p99} vs unbounded ${unbounded.p99}`);
     assert.ok(bounded.refused > 0);
   });
 });

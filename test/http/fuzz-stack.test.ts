@@ -75,6 +75,22 @@ describe('local stack with API keys and deadlines', () => {
     assert.ok(c.maxAbsDiff <= 1e-4 * Math.max(1, c.maxRef), `maxAbsDiff ${c.maxAbsDiff}`);
   });
 
+  it('the handler function checks keys itself (FC passes requests straight to it)', async () => {
+    const direct = async (headers: Record<string, string>) => {
+      const ev = {
+        version: 'v1', rawPath: '/v2/models/resnet18', body: '', isBase64Encoded: false, headers, queryParameters: {},
+        requestContext: { http: { method: 'GET', path: '/v2/models/resnet18' }, requestId: `direct-${Object.keys(headers).length}` },
+      };
+      const res = await stack.invoker.invoke('handler', Buffer.from(JSON.stringify(ev)));
+      return JSON.parse(res.payload.toString('utf8')) as { statusCode: number; body: string };
+    };
+    const none = await direct({});
+    assert.equal(none.statusCode, 401);
+    assert.equal(JSON.parse(none.body).code, 'unauthorized');
+    assert.equal((await direct({ 'X-Api-Key': 'wrong-key-0123456789abc' })).statusCode, 401);
+    assert.equal((await direct({ Authorization: `Bearer ${KEY}` })).statusCode, 200);
+  });
+
   it('a deadline shorter than the plan\'s prediction is refused up front: 503 + Retry-After, nothing stored', async () => {
     const { enc } = inferReq(4);
     const t0 = performance.now();

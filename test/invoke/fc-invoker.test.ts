@@ -9,7 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Credentials, CredentialsProvider } from '../../src/cloud/credentials.ts';
 import { staticCredentials } from '../../src/cloud/credentials.ts';
-import { acs3CanonicalRequest, acs3Signature, fcFunctionEnv, startFcServer } from '../../src/emulators/fc-server.ts';
+import { fcFunctionEnv, startFcServer } from '../../src/emulators/fc-server.ts';
+import { acs3CanonicalRequest, acs3Signature } from '../../src/emulators/fc-signing.ts';
 import type { FcServer } from '../../src/emulators/fc-server.ts';
 import {
   FunctionCrashedError,

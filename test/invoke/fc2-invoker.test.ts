@@ -11,7 +11,9 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Credentials, CredentialsProvider } from '../../src/cloud/credentials.ts';
 import { staticCredentials } from '../../src/cloud/credentials.ts';
-import { fc2ContentMd5, fc2Signature, fc2StringToSign, fcFunctionEnv, parseFcFaults, startFcServer } from '../../src/emulators/fc-server.ts';
+import { parseFcFaults } from '../../src/emulators/fc-faults.ts';
+import { fcFunctionEnv, startFcServer } from '../../src/emulators/fc-server.ts';
+import { fc2ContentMd5, fc2Signature, fc2StringToSign } from '../../src/emulators/fc-signing.ts';
 import type { FcServer } from '../../src/emulators/fc-server.ts';
 import {
   FunctionCrashedError,

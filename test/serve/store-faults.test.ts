@@ -4,7 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FaultSpecError, startOssServer, type OssServer } from '../../src/emulators/oss-server.ts';
+import { FaultSpecError } from '../../src/emulators/oss-faults.ts';
+import { startOssServer, type OssServer } from '../../src/emulators/oss-server.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startLocalStack, withEmulatorDefaults } from '../../src/serve/stack.ts';
 import { OssStore } from '../../src/store/oss-store.ts';
@@ -15,7 +16,7 @@ import { parsePlan } from '../../src/planner/materialize.ts';
 import { randomTensor, compareTensors } from '../../src/tensor/random.ts';
 import { runOrt } from '../helpers/ort.ts';
 import { InProcessStack } from '../helpers/in-process.ts';
-import { buildRoutes, INPUT } from '../../src/serve/bundles.ts';
+import { buildRoutes, INPUT, readerRuns } from '../../src/serve/bundles.ts';
 import { chainsFor } from '../../src/planner/chains.ts';
 import { bundleBody, SegmentReader } from '../../src/serve/worker.ts';
 import { StoreExchange } from '../../src/exchange/exchange.ts';
@@ -99,7 +100,8 @@ describe('requests under OSS faults', () => {
     const x = randomTensor([1, 3, 224, 224], 3);
     const bundle = routes.bundles.get(INPUT)!;
     const key = requestKeys.bundle('crc', INPUT);
-    const reader = bundle.segments[0].reader;
+    // A reader whose segments are one ranged read: each injected fault damages that read.
+    const reader = bundle.segments.flatMap((s) => s.readers).find((r) => readerRuns(bundle, r, 1).length === 1)!;
     const read = () => new SegmentReader(new StoreExchange(store), routes, reader, { requestId: 'crc', batch: 1, deadline: Date.now() + 10_000 }).items(INPUT);
     server.setRandomFaults(undefined);
     try {

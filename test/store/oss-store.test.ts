@@ -5,7 +5,8 @@ import { describe, it } from 'node:test';
 import { OssStore } from '../../src/store/oss-store.ts';
 import type { OssStoreOptions } from '../../src/store/oss-store.ts';
 import { startOssServer } from '../../src/emulators/oss-server.ts';
-import type { OssServer, OssServerCredentials, OssServerOptions } from '../../src/emulators/oss-server.ts';
+import type { OssServer, OssServerOptions } from '../../src/emulators/oss-server.ts';
+import type { OssServerCredentials } from '../../src/emulators/oss-signing.ts';
 import {
   CachedCredentials,
   CredentialsError,

@@ -5,7 +5,8 @@ import { RetryingStore, type RetryEvent } from '../../src/store/retrying-store.t
 import { CountingStore } from '../../src/store/counting-store.ts';
 import { MemoryStore } from '../../src/store/memory-store.ts';
 import { crc64 } from '../../src/store/crc64.ts';
-import { FaultSpecError, parseFaultSpec, startOssServer, type OssServerOptions } from '../../src/emulators/oss-server.ts';
+import { FaultSpecError, parseFaultSpec } from '../../src/emulators/oss-faults.ts';
+import { startOssServer, type OssServerOptions } from '../../src/emulators/oss-server.ts';
 import { staticCredentials } from '../../src/cloud/credentials.ts';
 import {
   InvalidKeyError,

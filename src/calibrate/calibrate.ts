@@ -1,3 +1,5 @@
+// The calibration harness: measures this machine (tiles, store, invocations) and fits the cost
+// model on the real local stack. Composition code, so it lives above the core it calibrates.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -12,7 +14,8 @@ import { runTile } from '../exec/tile.ts';
 import { FsStore } from '../store/fs-store.ts';
 import { ProcessPoolInvoker } from '../invoke/process-pool.ts';
 import type { GroupStage } from '../plan/schema.ts';
-import { predictPlan, type CostProfile } from './model.ts';
+import { predictPlan, type CostProfile } from '../cost/model.ts';
+import { fitProfile, type FitRow, type FitResult } from '../cost/fit.ts';
 import type { Plan } from '../plan/schema.ts';
 import { loadConfig } from '../config.ts';
 import { startLocalStack } from '../serve/stack.ts';
@@ -20,12 +23,14 @@ import { ensureModel } from '../models/index.ts';
 
 const MB = 1048576;
 const here = dirname(fileURLToPath(import.meta.url));
+/** Passes of the fit's bench rows, pooled per configuration. */
+const FIT_PASSES = 2;
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Time to run every tile of every group once (warm sessions), and the FLOPs done. */
-async function tileThroughput(threads: number): Promise<{ gflops: number; sessionMsPerMB: number; weightRssFactor: number }> {
+async function tileThroughput(threads: number, n = 2): Promise<{ gflops: number; sessionMsPerMB: number; weightRssFactor: number; ms: number; flops: number; runs: number }> {
   const bytes = buildModel('resnet18');
-  const { plan, subModels } = planModel(bytes, { inputShape: [1, 3, 224, 224], grid: { rows: 2, cols: 2 }, cuts: RESNET18_CUTS });
+  const { plan, subModels } = planModel(bytes, { inputShape: [1, 3, 224, 224], grid: { rows: n, cols: n }, cuts: RESNET18_CUTS });
   const groups = plan.stages.filter((s): s is GroupStage => s.kind === 'group');
   const sessions: ModelSession[] = [];
   const rss0 = process.memoryUsage().rss;
@@ -58,7 +63,22 @@ async function tileThroughput(threads: number): Promise<{ gflops: number; sessio
   }
   await Promise.all(sessions.map((s) => s.release()));
   const flops = groups.reduce((a, g) => a + g.flops.tiles, 0);
-  return { gflops: flops / (median(times) / 1000) / 1e9, sessionMsPerMB: loadMs / (subBytes / MB), weightRssFactor: Math.max(1, (rss1 - rss0) / weightBytes) };
+  const runs = groups.reduce((a, g) => a + g.tiles.length, 0);
+  return { ms: median(times), flops, runs, gflops: flops / (median(times) / 1000) / 1e9, sessionMsPerMB: loadMs / (subBytes / MB), weightRssFactor: Math.max(1, (rss1 - rss0) / weightBytes) };
+}
+
+/**
+ * Time = FLOPs / throughput + runs x cost per run, solved from two measurements of the same
+ * groups (small tiles and whole maps). When noise makes it unsolvable (a negative cost), the
+ * whole maps' throughput with no per-run cost.
+ */
+export function splitRunCost(small: { ms: number; flops: number; runs: number }, large: { ms: number; flops: number; runs: number }): { gflops: number; runMs: number } {
+  // ms = flops * a + runs * b, two equations.
+  const det = small.flops * large.runs - large.flops * small.runs;
+  const a = (small.ms * large.runs - large.ms * small.runs) / det;
+  const b = (small.flops * large.ms - large.flops * small.ms) / det;
+  if (!(a > 0) || !(b >= 0)) return { gflops: large.flops / (large.ms / 1000) / 1e9, runMs: 0 };
+  return { gflops: 1 / a / 1e6, runMs: b };
 }
 
 /**
@@ -160,55 +180,6 @@ export async function activationInStack(base: CostProfile): Promise<number> {
   return Math.max(base.activationRssFactor, ((peak - base.baseRssMb) * MB - weights * base.weightRssFactor) / maxTile);
 }
 
-/** One measured configuration of the fit: the plan, its settings, and the handler's median latency. */
-export interface FitRow { plan: Plan; vcpu: number; memoryMb: number; batch: number; workers: number; measuredMs: number; label: string }
-
-/** The constants the fit sets, and the worst and mean |log(predicted / measured)| it reached. */
-export interface FitResult { params: Pick<CostProfile, 'gflopsPerVcpu' | 'invokeOverheadMs' | 'stageOverheadMs' | 'throttleRoundMs'>; worstLogError: number; meanLogError: number }
-
-/**
- * Fits four constants of `base` so that predictions match `rows`: throughput (a factor on the
- * micro-benchmarked GFLOP/s: workers share the machine with the handler, the master and each
- * other), the cost of a worker invocation (scheduling, IPC, JSON), the per-tile, per-stage work
- * that does not scale with FLOPs or batch (session call, crops, codec copies), and the wait a
- * fractional-vCPU worker loses per stage to its duty cycle. Least squares of the log ratios, by
- * coordinate search; pure, so tests can run it on synthetic rows.
- */
-export function fitProfile(base: CostProfile, rows: FitRow[]): FitResult {
-  const predictWith = (q: number[]) => {
-    const prof: CostProfile = { ...base, gflopsPerVcpu: base.gflopsPerVcpu * q[0], invokeOverheadMs: q[1], throttleRoundMs: q[2], stageOverheadMs: q[3] };
-    const errs = rows.map((r) => Math.abs(Math.log(predictPlan(r.plan, { profile: prof, vcpu: r.vcpu, memoryMb: r.memoryMb, batch: r.batch, concurrency: r.workers }).latencyMs / r.measuredMs)));
-    return { worst: Math.max(...errs), mean: errs.reduce((a, b) => a + b, 0) / errs.length, squares: errs.reduce((a, b) => a + b * b, 0) };
-  };
-  // Least squares of the log ratios: smooth, so a coordinate search converges.
-  const score = (q: number[]) => predictWith(q).squares;
-  // A stage cannot wait longer than the whole stopped part of a 100 ms duty-cycle period.
-  const bounds: [number, number][] = [[0.2, 3], [0, 150], [0, 100], [0, 50]];
-  const q = [1, base.invokeOverheadMs, 0, 0];
-  for (let sweep = 0; sweep < 8; sweep++) {
-    for (let i = 0; i < q.length; i++) {
-      // Golden-section search on one coordinate (the score is unimodal enough in each).
-      let [lo, hi] = bounds[i];
-      const g = (Math.sqrt(5) - 1) / 2;
-      const at = (v: number) => { const t = q.slice(); t[i] = v; return score(t); };
-      let a = hi - g * (hi - lo);
-      let b = lo + g * (hi - lo);
-      let fa = at(a);
-      let fb = at(b);
-      for (let k = 0; k < 22; k++) {
-        if (fa < fb) { hi = b; b = a; fb = fa; a = hi - g * (hi - lo); fa = at(a); } else { lo = a; a = b; fa = fb; b = lo + g * (hi - lo); fb = at(b); }
-      }
-      const v = (lo + hi) / 2;
-      if (at(v) < score(q)) q[i] = v;
-    }
-  }
-  const e = predictWith(q);
-  return {
-    params: { gflopsPerVcpu: +(base.gflopsPerVcpu * q[0]).toFixed(2), invokeOverheadMs: +q[1].toFixed(2), throttleRoundMs: +q[2].toFixed(2), stageOverheadMs: +q[3].toFixed(2) },
-    worstLogError: e.worst, meanLogError: e.mean,
-  };
-}
-
 /**
  * What micro-benchmarks cannot see, fitted on the real stack as the bench runs it: the table1
  * suite of `npm run bench -- --quick` for the committed 2x2 and 4x4 plans (ResNet-18 224, batch
@@ -219,18 +190,29 @@ async function fitOnBench(base: CostProfile, log: (s: string) => void): Promise<
   // The bench imports the runtime: load it only when calibrating on the stack.
   const { buildSweep, sweepFromFlags } = await import('../bench/sweep.ts');
   const { runBench } = await import('../bench/runner.ts');
-  // Five requests a configuration (bench --quick takes three): medians steadier on a busy machine.
+  // Two passes of five requests a configuration (bench --quick takes three), a few minutes
+  // apart in time, pooled into one median each: on a shared machine the same configuration
+  // measured a minute later differed by 0.5-1.25x (2026-11-30), so one short pass would fit the
+  // moment, not the machine.
   const { options } = sweepFromFlags({ quick: true, suite: 'table1', plans: '2x2,4x4', requests: '5' });
   const configs = buildSweep(options);
-  const workDir = await mkdtemp(join(tmpdir(), 'fc-calib-bench-'));
+  const totals = new Map<string, number[]>();
   let res;
-  try {
-    res = await runBench({
-      configs, workDir, affinity: true, throttle: true, mono: false, timeoutMs: 600_000, seed: 1,
-      progress: { start: () => undefined, update: () => undefined, log: (l) => log(`  ${l}`), stop: () => undefined },
-    });
-  } finally {
-    await rm(workDir, { recursive: true, force: true });
+  for (let pass = 0; pass < FIT_PASSES; pass++) {
+    const workDir = await mkdtemp(join(tmpdir(), 'fc-calib-bench-'));
+    try {
+      res = await runBench({
+        configs, workDir, affinity: true, throttle: true, mono: false, timeoutMs: 600_000, seed: 1 + pass,
+        progress: { start: () => undefined, update: () => undefined, log: (l) => log(`  ${l}`), stop: () => undefined },
+      });
+    } finally {
+      await rm(workDir, { recursive: true, force: true });
+    }
+    for (const [id, ss] of Object.entries(res.samples)) {
+      const t = totals.get(id) ?? [];
+      for (const x of ss) if (x.ok && x.cost) t.push(x.cost.ms.total);
+      totals.set(id, t);
+    }
   }
   const bytes = buildModel('resnet18');
   const plans = new Map<string, Plan>();
@@ -245,9 +227,12 @@ async function fitOnBench(base: CostProfile, log: (s: string) => void): Promise<
     return p;
   };
   const rows: FitRow[] = [];
+  if (!res) throw new Error('calibration: the bench ran no pass');
   for (const r of res.rows) {
     if (r.status !== 'ok' || r.total_runtime_ms === undefined) { log(`  skipped ${r.id}: ${r.error ?? r.status}`); continue; }
-    rows.push({ plan: planOf(r.plan), vcpu: r.vcpu, memoryMb: r.memory_mb, batch: r.batch, workers: r.max_instances, measuredMs: r.total_runtime_ms, label: r.id });
+    const pooled = totals.get(r.id) ?? [];
+    const measuredMs = pooled.length ? median(pooled) : r.total_runtime_ms;
+    rows.push({ plan: planOf(r.plan), vcpu: r.vcpu, memoryMb: r.memory_mb, batch: r.batch, workers: r.max_instances, measuredMs, label: r.id });
   }
   if (rows.length < 3) throw new Error(`calibration: only ${rows.length} bench rows succeeded; need at least 3 to fit`);
   const fit = fitProfile(base, rows);
@@ -262,6 +247,12 @@ export async function calibrateLocal(log: (s: string) => void = () => undefined)
   log('tile throughput, 1 thread...');
   const one = await tileThroughput(1);
   log(`  ${one.gflops.toFixed(1)} GFLOP/s; session load ${one.sessionMsPerMB.toFixed(1)} ms/MB; weights RSS x${one.weightRssFactor.toFixed(2)}`);
+  // Small tiles run slower per FLOP than whole maps (each ORT run has a fixed cost): the same
+  // groups as one tile each give the throughput of large work and the cost of a run.
+  log('whole-map throughput, 1 thread...');
+  const whole = await tileThroughput(1, 1);
+  const solo = splitRunCost(one, whole);
+  log(`  ${whole.gflops.toFixed(1)} GFLOP/s; ${solo.gflops.toFixed(1)} GFLOP/s per FLOP and ${solo.runMs.toFixed(2)} ms per ORT run`);
   log('tile throughput, 2 threads...');
   const two = await tileThroughput(2);
   log(`  ${two.gflops.toFixed(1)} GFLOP/s`);
@@ -274,7 +265,8 @@ export async function calibrateLocal(log: (s: string) => void = () => undefined)
   const base: CostProfile = {
     name: 'local',
     notes: `Calibrated on ${new Date().toISOString().slice(0, 10)} by npm run calibrate (ResNet-18 tiles, FsStore, ProcessPoolInvoker). pollIntervalMs 0: the filesystem store wakes waiters natively.`,
-    gflopsPerVcpu: +one.gflops.toFixed(2),
+    gflopsPerVcpu: +solo.gflops.toFixed(2),
+    stageOverheadMs: +solo.runMs.toFixed(2),
     threadEfficiency: +Math.min(1, Math.max(0, two.gflops / one.gflops - 1)).toFixed(3),
     invokeOverheadMs: +inv.overheadMs.toFixed(2),
     coldStartMs: Math.round(inv.coldStartMs),
@@ -302,6 +294,6 @@ export async function calibrateLocal(log: (s: string) => void = () => undefined)
     const pred = predictPlan(r.plan, { profile: fitted, vcpu: r.vcpu, memoryMb: r.memoryMb, batch: r.batch, concurrency: r.workers }).latencyMs;
     log(`  ${r.label.padEnd(36)} measured ${r.measuredMs.toFixed(0).padStart(5)} ms, predicted ${pred.toFixed(0).padStart(5)} ms (${(pred / r.measuredMs).toFixed(2)}x)`);
   }
-  log(`  ${params.gflopsPerVcpu} GFLOP/s per worker vCPU in the stack (micro-benchmark ${base.gflopsPerVcpu}), ${params.invokeOverheadMs} ms per worker round (bare IPC round trip ${inv.overheadMs.toFixed(2)} ms), ${params.stageOverheadMs} ms per tile and stage, ${params.throttleRoundMs} ms per stage at 0 duty; worst error x${Math.exp(fit.worstLogError).toFixed(2)}, mean x${Math.exp(fit.meanLogError).toFixed(2)}`);
+  log(`  ${params.effectiveCores} cores for the busy workers (of ${base.maxParallelWorkers}; ${base.gflopsPerVcpu} GFLOP/s per vCPU alone), ${params.invokeOverheadMs} ms per worker round (bare IPC round trip ${inv.overheadMs.toFixed(2)} ms), ${params.stageOverheadMs} ms per tile and stage, ${params.throttleRoundMs} ms per stage at 0 duty; worst error x${Math.exp(fit.worstLogError).toFixed(2)}, mean x${Math.exp(fit.meanLogError).toFixed(2)}`);
   return { ...fitted, notes: `${base.notes} Fitted on ${rows.length} bench --quick table1 rows (2x2, 4x4): worst x${Math.exp(fit.worstLogError).toFixed(2)}.` };
 }
