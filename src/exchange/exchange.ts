@@ -28,6 +28,31 @@ export interface StoreExchangeOptions {
 
 export interface ExchangeCounters { polls: number; waitMs: number }
 
+/**
+ * Wall time blocked in waits, counted once however many waits overlap: a worker that waits for
+ * three neighbours at once is blocked for the longest of the three, not their sum.
+ */
+export class WaitClock implements ExchangeCounters {
+  polls = 0;
+  private readonly intervals: [number, number][] = [];
+
+  /** Records that a wait was blocked from `from` to `to` (performance.now() times). */
+  blocked(from: number, to: number): void {
+    if (to > from) this.intervals.push([from, to]);
+  }
+
+  get waitMs(): number {
+    let total = 0;
+    let upTo = -Infinity;
+    for (const [a, b] of this.intervals.slice().sort((x, y) => x[0] - y[0])) {
+      if (b <= upTo) continue;
+      total += b - Math.max(a, upTo);
+      upTo = b;
+    }
+    return total;
+  }
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
@@ -35,7 +60,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * counted; with a native notifier the misses cost nothing and are not.
  */
 export class StoreExchange implements Exchange {
-  readonly counters: ExchangeCounters = { polls: 0, waitMs: 0 };
+  readonly counters = new WaitClock();
   constructor(private readonly store: ObjectStore, private readonly opts: StoreExchangeOptions = {}) {}
 
   put(key: string, body: Buffer): Promise<void> {
@@ -71,7 +96,7 @@ export class StoreExchange implements Exchange {
       }
     } finally {
       // Blocked time only: the read that finally succeeds is exchange time, not waiting.
-      this.counters.waitMs += attempt - t0;
+      this.counters.blocked(t0, attempt);
     }
   }
 

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { ByteRange, ObjectStore } from '../store/object-store.ts';
-import type { ExchangeCounters } from './exchange.ts';
+import { WaitClock } from './exchange.ts';
 import { ExchangeAbortedError, ExchangeError, ExchangeTimeoutError } from './errors.ts';
 import type { ExchangeBackend, ExchangeTraffic, TaskExchange } from './backend.ts';
 
@@ -117,7 +117,7 @@ type XReadReply = [stream: string, entries: [id: string, fields: string[]][]][] 
 /** One task's exchange over the process's connections; counts its own traffic. */
 export class RedisExchange implements TaskExchange {
   /** Polls stay 0: waits block in Redis, no reads are repeated. */
-  readonly counters: ExchangeCounters = { polls: 0, waitMs: 0 };
+  readonly counters = new WaitClock();
   private readonly t: ExchangeTraffic = { requests: 0, bytesRead: 0, bytesWritten: 0 };
 
   constructor(private readonly backend: RedisExchangeBackend, private readonly store: ObjectStore) {}
@@ -167,7 +167,7 @@ export class RedisExchange implements TaskExchange {
         if (streams.length > 1 && woken.has(streams[1])) throw new ExchangeAbortedError(`gave up waiting for ${what}: the request was aborted`, { key });
       }
     } finally {
-      this.counters.waitMs += attempt - t0;
+      this.counters.blocked(t0, attempt);
     }
   }
 

@@ -275,6 +275,7 @@ function inheritOwners(g: GroupStage, prev: GroupStage, prevOwners: number[], wo
   return out;
 }
 
+type Piece = Extract<Item, { kind: 'piece' }>;
 interface Want { reader: string; item: Item }
 interface Block { item: Item; readers: Set<string> }
 interface Layout { bundle: Bundle; parts(reader: string, want: number): Part[] }
@@ -340,7 +341,7 @@ function layoutBundle(source: string, wants: Want[], alwaysShare: boolean): Layo
   }
   const tensorBlocks = new Map<string, Block[]>();
   for (const [tensor, ws] of byTensor) {
-    const regions = ws.map((w) => (w.item as Extract<Item, { kind: 'piece' }>).region);
+    const regions = ws.map((w) => (w.item as Piece).region);
     const ys = cuts(regions, 'y0', 'y1');
     const xs = cuts(regions, 'x0', 'x1');
     const own: Block[] = [];
@@ -350,7 +351,7 @@ function layoutBundle(source: string, wants: Want[], alwaysShare: boolean): Layo
       for (let j = 0; j + 1 < xs.length; j++) {
         const cell = { y0: ys[i], y1: ys[i + 1], x0: xs[j], x1: xs[j + 1] };
         const readers = new Set(ws.filter((w, k) => contains(regions[k], cell)).map((w) => w.reader));
-        if (readers.size) row.push({ item: { ...(ws[0].item as Extract<Item, { kind: 'piece' }>), region: cell }, readers });
+        if (readers.size) row.push({ item: { ...(ws[0].item as Piece), region: cell }, readers });
       }
       if (!row.length) continue;
       if (reverse) row.reverse();
@@ -397,8 +398,8 @@ function layoutBundle(source: string, wants: Want[], alwaysShare: boolean): Layo
           return [{ region: { y0: 0, y1: 0, x0: 0, x1: 0 }, self: false, source, item: view.get(b)! }];
         }
         const region = w.item.region;
-        return tensorBlocks.get(w.item.tensor)!.filter((b) => b.readers.has(reader) && contains(region, (b.item as Extract<Item, { kind: 'piece' }>).region))
-          .map((b) => ({ region: (b.item as Extract<Item, { kind: 'piece' }>).region, self: false as const, source, item: view.get(b)! }));
+        return tensorBlocks.get(w.item.tensor)!.filter((b) => b.readers.has(reader) && contains(region, (b.item as Piece).region))
+          .map((b) => ({ region: (b.item as Piece).region, self: false as const, source, item: view.get(b)! }));
       },
     };
   }
@@ -413,7 +414,7 @@ function layoutBundle(source: string, wants: Want[], alwaysShare: boolean): Layo
   });
   return {
     bundle: { source, segments },
-    parts: (reader, want) => [{ region: wants[want].item.kind === 'piece' ? (wants[want].item as Extract<Item, { kind: 'piece' }>).region : { y0: 0, y1: 0, x0: 0, x1: 0 }, self: false, source, item: index[want] }],
+    parts: (reader, want) => [{ region: wants[want].item.kind === 'piece' ? (wants[want].item as Piece).region : { y0: 0, y1: 0, x0: 0, x1: 0 }, self: false, source, item: index[want] }],
   };
 }
 

@@ -2,11 +2,14 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildModel } from '../../src/models/index.ts';
 import { planModel } from '../../src/planner/plan.ts';
-import { buildRoutes, exchangeBytes, segmentRange, tileSource, workerReader } from '../../src/serve/bundles.ts';
+import { buildRoutes, exchangeBytes, readerRuns, tileSource, workerReader } from '../../src/serve/bundles.ts';
 import { chainsFor } from '../../src/planner/chains.ts';
 import { decodeSegment, decodeTensor, encodeBundle, encodeTensor } from '../../src/serve/tile-codec.ts';
 import { asFloat32 } from '../../src/runtime/ort.ts';
 import { TileFormatError } from '../../src/serve/errors.ts';
+import { WaitClock } from '../../src/exchange/exchange.ts';
+import { randomTensor } from '../../src/tensor/random.ts';
+import { cropRegion } from '../../src/tensor/nchw.ts';
 import { estimateCost, FC_PRICING } from '../../src/serve/cost.ts';
 import { loadConfig, ConfigError } from '../../src/config.ts';
 import type { TileRegion } from '../../src/tiling/geometry.ts';
@@ -65,15 +68,16 @@ describe('routes derived from the plan', () => {
     // Bundle segments are addressed to other workers of the chain (or the handler), never to their writer.
     for (const b of routes.bundles.values()) {
       const m = /^s\d+t(\d+)$/.exec(b.source);
-      if (m) for (const s of b.segments) assert.notEqual(s.reader, workerReader(0, Number(m[1])));
+      if (m) for (const s of b.segments) assert.ok(!s.readers.includes(workerReader(0, Number(m[1]))));
     }
     // One bundle per producer: segment offsets are contiguous and depend on the batch.
-    const b = [...routes.bundles.values()].find((x) => x.segments.length > 1)!;
-    const r0 = segmentRange(b, b.segments[0].reader, 2);
-    const r1 = segmentRange(b, b.segments[1].reader, 2);
-    assert.equal(r0.start, 0);
-    assert.equal(r1.start, r0.end);
-    assert.equal(r0.end, 4 + 8 * b.segments[0].floatsPerImage);
+    const b = [...routes.bundles.values()].find((x) => x.source !== 'input' && x.segments.length > 1)!;
+    const r0 = readerRuns(b, b.segments[0].readers[0], 2);
+    assert.equal(r0[0].start, 0);
+    assert.equal(r0[0].segments[0], b.segments[0]);
+    assert.equal(r0[0].end, r0[0].segments.reduce((a, s) => a + 4 + 8 * s.floatsPerImage, 0));
+    // Outside the input, every reader fetches its part of a bundle with one ranged read.
+    for (const x of routes.bundles.values()) if (x.source !== 'input') for (const s of x.segments) for (const r of s.readers) assert.equal(readerRuns(x, r, 1).length, 1);
   });
 
   it('across a change of grid only the regions that change owner move', () => {
@@ -117,6 +121,34 @@ describe('bundle segments', () => {
     bad[10] ^= 1;
     assert.throws(() => decodeSegment(bad.subarray(0, 20), [3, 1], 'requests/x/b-s0t1'), (e: Error) => e instanceof TileFormatError && /checksum/.test(e.message) && /b-s0t1/.test(e.message));
     assert.throws(() => decodeSegment(buf.subarray(0, 16), [3, 1], 'k'), /bytes/);
+  });
+
+  it('regions are cut straight into the body, bit for bit as a crop would give them', () => {
+    const map = randomTensor([2, 3, 6, 7], 5);
+    const at = { y0: 10, y1: 16, x0: 20, x1: 27 };
+    const regions = [{ y0: 10, y1: 12, x0: 20, x1: 27 }, { y0: 11, y1: 16, x0: 25, x1: 27 }, { y0: 15, y1: 16, x0: 20, x1: 21 }];
+    const buf = encodeBundle([{ items: regions.map((region) => ({ src: map, at, region })) }, { items: [Float32Array.from([9])] }]);
+    const counts = regions.map((r) => 2 * 3 * (r.y1 - r.y0) * (r.x1 - r.x0));
+    const first = 4 + 4 * counts.reduce((a, b) => a + b, 0);
+    const got = decodeSegment(buf.subarray(0, first), counts, 'k');
+    regions.forEach((r, i) => assert.deepEqual(Array.from(got[i]), Array.from(cropRegion(map, { y0: r.y0 - 10, y1: r.y1 - 10, x0: r.x0 - 20, x1: r.x1 - 20 }).data)));
+    assert.deepEqual(Array.from(decodeSegment(buf.subarray(first), [1], 'k')[0]), [9]);
+    assert.throws(() => encodeBundle([{ items: [{ src: map, at, region: { y0: 9, y1: 12, x0: 20, x1: 27 } }] }]), /not inside/);
+  });
+});
+
+describe('wait clock', () => {
+  it('counts overlapping waits once: a worker blocked on three neighbours at once is blocked for the longest', () => {
+    const c = new WaitClock();
+    c.blocked(100, 150);
+    c.blocked(110, 160);
+    c.blocked(120, 130);
+    assert.equal(c.waitMs, 60);
+    c.blocked(200, 210);
+    c.blocked(90, 95);
+    assert.equal(c.waitMs, 75);
+    c.blocked(5, 5);
+    assert.equal(c.waitMs, 75);
   });
 });
 
