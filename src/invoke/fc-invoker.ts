@@ -38,7 +38,7 @@ import {
   PayloadTooLargeError,
 } from './errors.ts';
 import { FcApiError, FcAuthError } from './fc-errors.ts';
-import type { InvokeResult, Invoker } from './invoker.ts';
+import type { InvokeOptions, InvokeResult, Invoker } from './invoker.ts';
 
 const FcClient = FcModule.default;
 type FcClient = InstanceType<typeof FcClient>;
@@ -143,7 +143,7 @@ export class FcInvoker implements Invoker {
     this.endpoint = parseFcEndpoint(options.endpoint ?? defaultFcEndpoint(options.accountId, options.region, options.internal));
   }
 
-  async invoke(functionName: string, payload: Buffer | Uint8Array): Promise<InvokeResult> {
+  async invoke(functionName: string, payload: Buffer | Uint8Array, options?: InvokeOptions): Promise<InvokeResult> {
     if (this.closed) throw new InvokeError(`invoker is closed (invoking ${functionName})`, { functionName });
     if (typeof functionName !== 'string' || functionName === '') throw new TypeError('invoke(): functionName must be a non-empty string');
     if (!(payload instanceof Uint8Array)) throw new TypeError(`invoke(${functionName}): payload must be a Buffer`);
@@ -164,14 +164,16 @@ export class FcInvoker implements Invoker {
 
     // The SDK's read timeout covers the call, but its timer bookkeeping is per socket (and keep-alive
     // sockets are reused), so also guard the whole call ourselves.
+    // The caller's deadline (the request's) can end the wait sooner than the invoke timeout.
+    const limitMs = Math.max(1, Math.min(this.options.timeoutMs + 1000, options?.deadline === undefined ? Infinity : options.deadline - Date.now()));
     let guard: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       guard = setTimeout(() => {
         reject(new FunctionTimeoutError(
-          `${functionName}: no response from FC within ${this.options.timeoutMs} ms`,
-          { functionName, timeoutMs: this.options.timeoutMs },
+          `${functionName}: no response from FC within ${Math.round(limitMs)} ms`,
+          { functionName, timeoutMs: limitMs },
         ));
-      }, this.options.timeoutMs + 1000);
+      }, limitMs);
     });
     let bodyRead = false;
     try {

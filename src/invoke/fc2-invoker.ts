@@ -39,7 +39,7 @@ import {
 } from './errors.ts';
 import { FcApiError, FcAuthError } from './fc-errors.ts';
 import { FC_EMULATOR_HEADERS, FC_HEADERS, functionErrorFromResponse } from './fc-invoker.ts';
-import type { InvokeResult, Invoker } from './invoker.ts';
+import type { InvokeOptions, InvokeResult, Invoker } from './invoker.ts';
 
 /** The part of `@alicloud/fc2`'s client this adapter uses. */
 interface Fc2ClientConfig {
@@ -150,7 +150,7 @@ export class Fc2Invoker implements Invoker {
     return this.options.services?.[functionName] ?? this.options.defaultService ?? DEFAULT_FC2_SERVICE;
   }
 
-  async invoke(functionName: string, payload: Buffer | Uint8Array): Promise<InvokeResult> {
+  async invoke(functionName: string, payload: Buffer | Uint8Array, options?: InvokeOptions): Promise<InvokeResult> {
     if (this.closed) throw new InvokeError(`invoker is closed (invoking ${functionName})`, { functionName });
     if (typeof functionName !== 'string' || functionName === '') throw new TypeError('invoke(): functionName must be a non-empty string');
     if (!(payload instanceof Uint8Array)) throw new TypeError(`invoke(${functionName}): payload must be a Buffer`);
@@ -159,7 +159,8 @@ export class Fc2Invoker implements Invoker {
       throw new PayloadTooLargeError({ functionName, sizeBytes: body.length, maxBytes: this.maxPayloadBytes, direction: 'request' });
     }
     const { client } = await this.getClient(functionName);
-    const { timeoutMs } = this.options;
+    // The caller's deadline (the request's) can end the wait sooner than the invoke timeout.
+    const timeoutMs = Math.max(1, Math.min(this.options.timeoutMs, options?.deadline === undefined ? Infinity : options.deadline - Date.now() - 1000));
     const started = performance.now();
     const call = client.invokeFunction(this.serviceOf(functionName), functionName, body, { 'x-fc-invocation-type': 'Sync' }, this.options.qualifier, { rawBuf: true });
     // The SDK's timers are per socket (keep-alive sockets are reused): guard the whole call too.

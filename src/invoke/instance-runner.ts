@@ -52,7 +52,7 @@ export type RunnerMessage =
   | { t: 'error'; id: number; error: RemoteError; durationMs: number; maxRssBytes: number }
   | { t: 'oom'; rssBytes: number; maxRssBytes: number }
   /** Nested invocation from the handler via context.invoker; callIds are per instance. */
-  | { t: 'invoke-req'; callId: number; functionName: string; payload: Buffer | Uint8Array; gang?: { id: number; size: number }; urgent?: boolean };
+  | { t: 'invoke-req'; callId: number; functionName: string; payload: Buffer | Uint8Array; gang?: { id: number; size: number }; urgent?: boolean; deadline?: number };
 
 const send = (msg: RunnerMessage): Promise<void> =>
   new Promise((resolve) => {
@@ -88,16 +88,16 @@ class RelayInvoker implements Invoker {
     this.invokeGang = this.invokeGang.bind(this);
   }
 
-  invokeGang(functionName: string, payloads: Buffer[]): Promise<InvokeResult>[] {
+  invokeGang(functionName: string, payloads: Buffer[], options?: Pick<InvokeOptions, 'deadline'>): Promise<InvokeResult>[] {
     const gang = { id: this.#seq + 1, size: payloads.length };
-    return payloads.map((p) => this.send(functionName, p, { gang }));
+    return payloads.map((p) => this.send(functionName, p, { gang, deadline: options?.deadline }));
   }
 
   invoke(functionName: string, payload: Buffer | Uint8Array, options?: InvokeOptions): Promise<InvokeResult> {
-    return this.send(functionName, payload, { urgent: options?.urgent });
+    return this.send(functionName, payload, { urgent: options?.urgent, deadline: options?.deadline });
   }
 
-  private send(functionName: string, payload: Buffer | Uint8Array, extra: { gang?: { id: number; size: number }; urgent?: boolean }): Promise<InvokeResult> {
+  private send(functionName: string, payload: Buffer | Uint8Array, extra: { gang?: { id: number; size: number }; urgent?: boolean; deadline?: number }): Promise<InvokeResult> {
     const site: { stack?: string } = {};
     Error.captureStackTrace(site, RelayInvoker.prototype.invoke);
     if (typeof functionName !== 'string') {
@@ -118,7 +118,7 @@ class RelayInvoker implements Invoker {
     const callId = ++this.#seq;
     return new Promise<InvokeResult>((resolve, reject) => {
       this.#pending.set(callId, { functionName, resolve, reject, site });
-      const msg: RunnerMessage = { t: 'invoke-req', callId, functionName, payload, ...(extra.gang ? { gang: extra.gang } : {}), ...(extra.urgent ? { urgent: true } : {}) };
+      const msg: RunnerMessage = { t: 'invoke-req', callId, functionName, payload, ...(extra.gang ? { gang: extra.gang } : {}), ...(extra.urgent ? { urgent: true } : {}), ...(extra.deadline !== undefined ? { deadline: extra.deadline } : {}) };
       const failed = (err: unknown) => {
         if (!this.#pending.delete(callId)) return;
         reject(new InvokeError(`cannot invoke ${functionName}: ${err instanceof Error ? err.message : String(err)}`, { functionName, cause: err }));

@@ -13,7 +13,7 @@ export interface Invoker {
    * other). Optional: where the platform throttles rather than queues (FC), plain concurrent
    * invokes cannot deadlock, so callers fall back to them.
    */
-  invokeGang?(functionName: string, payloads: Buffer[]): Promise<InvokeResult>[];
+  invokeGang?(functionName: string, payloads: Buffer[], options?: Pick<InvokeOptions, 'deadline'>): Promise<InvokeResult>[];
   /** Release resources (kill local instances, close connections). */
   close?(): Promise<void>;
 }
@@ -25,6 +25,11 @@ export interface InvokeOptions {
    * and the running gang waits for this call. Platforms that throttle instead ignore it.
    */
   urgent?: boolean;
+  /**
+   * Epoch ms by which the caller needs the answer (the request's deadline): the call gets what is
+   * left, never more than the function's own timeout, and fails with FunctionTimeoutError after.
+   */
+  deadline?: number;
 }
 
 export interface InvokeResult {

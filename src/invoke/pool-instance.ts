@@ -56,6 +56,8 @@ export interface Call {
   settled: boolean;
   /** Calls queued together that start only when all of them can (invokeGang). */
   gang?: { size: number; started: boolean };
+  /** Epoch ms: the call's own limit, below the function's timeout (InvokeOptions.deadline). */
+  deadline?: number;
 }
 
 export interface Instance {

@@ -12,7 +12,7 @@ import { toBuf, type FunctionState, type Instance } from './pool-instance.ts';
 /** What the relay needs from the pool. */
 export interface NestedInvoker {
   invoke(functionName: string, payload: Buffer | Uint8Array, options?: InvokeOptions): Promise<InvokeResult>;
-  invokeGang(functionName: string, payloads: Buffer[]): Promise<InvokeResult>[];
+  invokeGang(functionName: string, payloads: Buffer[], options?: Pick<InvokeOptions, 'deadline'>): Promise<InvokeResult>[];
 }
 
 export class NestedCallRelay {
@@ -39,13 +39,13 @@ export class NestedCallRelay {
       members.push({ callId, payload: toBuf(msg.payload) });
       if (members.length < msg.gang.size) { this.gangs.set(key, members); return; }
       this.gangs.delete(key);
-      this.pool.invokeGang(msg.functionName, members.map((m) => m.payload)).forEach((c, i) => answer(c, members[i].callId));
+      this.pool.invokeGang(msg.functionName, members.map((m) => m.payload), { deadline: msg.deadline }).forEach((c, i) => answer(c, members[i].callId));
       return;
     }
     let call: Promise<InvokeResult>;
     try {
       call = typeof msg.functionName === 'string'
-        ? this.pool.invoke(msg.functionName, msg.payload, { urgent: msg.urgent === true })
+        ? this.pool.invoke(msg.functionName, msg.payload, { urgent: msg.urgent === true, deadline: msg.deadline })
         : Promise.reject(new TypeError('invoke(): functionName must be a string'));
     } catch (err) {
       call = Promise.reject(err);

@@ -122,24 +122,24 @@ export class ProcessPoolInvoker implements Invoker {
       );
     }
     return new Promise<InvokeResult>((resolve, reject) => {
-      const call: Call = { requestId: randomUUID(), payload: body, resolve, reject, settled: false };
+      const call: Call = { requestId: randomUUID(), payload: body, resolve, reject, settled: false, deadline: options?.deadline };
       if (options?.urgent) fn.queue.unshift(call);
       else fn.queue.push(call);
       this.pump(fn);
     });
   }
 
-  invokeGang(functionName: string, payloads: Buffer[]): Promise<InvokeResult>[] {
+  invokeGang(functionName: string, payloads: Buffer[], options?: Pick<InvokeOptions, 'deadline'>): Promise<InvokeResult>[] {
     const fn = this.fns.get(functionName);
     if (fn && payloads.length > fn.config.maxInstances) {
       const err = new InvokeError(`${functionName}: ${payloads.length} calls must run at once but maxInstances is ${fn.config.maxInstances}`, { functionName });
       return payloads.map(() => Promise.reject(err));
     }
-    if (!fn || this.closed || payloads.length <= 1) return payloads.map((p) => this.invoke(functionName, p));
+    if (!fn || this.closed || payloads.length <= 1) return payloads.map((p) => this.invoke(functionName, p, options));
     const gang = { size: payloads.length, started: false };
     // Queued contiguously and synchronously: pump() sees the whole gang at the head at once.
     const calls = payloads.map((payload) => new Promise<InvokeResult>((resolve, reject) => {
-      fn.queue.push({ requestId: randomUUID(), payload, resolve, reject, settled: false, gang });
+      fn.queue.push({ requestId: randomUUID(), payload, resolve, reject, settled: false, gang, deadline: options?.deadline });
     }));
     this.pump(fn);
     return calls;
@@ -363,7 +363,8 @@ export class ProcessPoolInvoker implements Invoker {
     fn.counters.invocations++;
     inst.current = { call, id, coldStart };
     refInstance(inst);
-    const { timeoutMs } = fn.config;
+    // Queue time counts against the caller's deadline, not against the function's own timeout.
+    const timeoutMs = Math.max(1, Math.min(fn.config.timeoutMs, call.deadline === undefined ? Infinity : call.deadline - Date.now()));
     inst.timer = setTimeout(() => {
       if (inst.current?.id !== id) return;
       inst.current = undefined;

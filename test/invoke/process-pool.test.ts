@@ -380,6 +380,25 @@ describe('ProcessPoolInvoker lifecycle', () => {
 });
 
 describe('ProcessPoolInvoker gangs and urgent calls', () => {
+  it('a call with a deadline gets what is left of it, queue time included, not the function timeout', async () => {
+    const pool = new ProcessPoolInvoker({ logs: 'silent', functions: { s: fn('sleep', { maxInstances: 1, timeoutMs: 10_000 }) } });
+    try {
+      await pool.prewarm('s');
+      const busy = pool.invoke('s', Buffer.from('{"ms":300}'));
+      const t0 = performance.now();
+      // Queued behind `busy` for ~300 ms, then 300 ms left of its 600 ms.
+      await assert.rejects(pool.invoke('s', Buffer.from('{"ms":5000}'), { deadline: Date.now() + 600 }), (err: unknown) => {
+        assert.ok(err instanceof FunctionTimeoutError, String(err));
+        return true;
+      });
+      const ms = performance.now() - t0;
+      assert.ok(ms >= 550 && ms < 2500, `gave up after ${Math.round(ms)} ms with a 600 ms deadline`);
+      await busy;
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('an urgent call (a replacement for a dead gang member) starts ahead of a gang still waiting for instances', async () => {
     const pool = new ProcessPoolInvoker({ functions: { s: fn('sleep', { maxInstances: 2 }) } });
     try {
