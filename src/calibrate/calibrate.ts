@@ -18,13 +18,13 @@ import { predictPlan, type CostProfile } from '../cost/model.ts';
 import { fitProfile, type FitRow, type FitResult } from '../cost/fit.ts';
 import type { Plan } from '../plan/schema.ts';
 import { loadConfig } from '../config.ts';
-import { startLocalStack } from '../serve/stack.ts';
+import { startLocalStack } from '../compose/stack.ts';
 import { ensureModel } from '../models/index.ts';
 
 const MB = 1048576;
 const here = dirname(fileURLToPath(import.meta.url));
 /** Passes of the fit's bench rows, pooled per configuration. */
-const FIT_PASSES = 2;
+const FIT_PASSES = 3;
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Time to run every tile of every group once (warm sessions), and the FLOPs done. */
@@ -56,7 +56,7 @@ async function tileThroughput(threads: number, n = 2): Promise<{ gflops: number;
   };
   await runAll();
   const times: number[] = [];
-  for (let r = 0; r < 3; r++) {
+  for (let r = 0; r < 5; r++) {
     const t0 = performance.now();
     await runAll();
     times.push(performance.now() - t0);
@@ -190,10 +190,10 @@ async function fitOnBench(base: CostProfile, log: (s: string) => void): Promise<
   // The bench imports the runtime: load it only when calibrating on the stack.
   const { buildSweep, sweepFromFlags } = await import('../bench/sweep.ts');
   const { runBench } = await import('../bench/runner.ts');
-  // Two passes of five requests a configuration (bench --quick takes three), a few minutes
-  // apart in time, pooled into one median each: on a shared machine the same configuration
-  // measured a minute later differed by 0.5-1.25x (2026-11-30), so one short pass would fit the
-  // moment, not the machine.
+  // FIT_PASSES passes of five requests a configuration (bench --quick takes three), pooled
+  // into one median each: on a shared machine the same configuration measured a few minutes
+  // later differed by 0.5-1.8x (2026-11-30), so one short pass would fit the moment, not the
+  // machine.
   const { options } = sweepFromFlags({ quick: true, suite: 'table1', plans: '2x2,4x4', requests: '5' });
   const configs = buildSweep(options);
   const totals = new Map<string, number[]>();

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import type { Plan, Stage } from '../plan/schema.ts';
-import { buildRoutes, bundleBytes, bundleReadBytes, bundleReads, readerBytes, schedule } from '../serve/bundles.ts';
+import { buildRoutes, bundleBytes, bundleReadBytes, bundleReads, readerBytes, schedule } from '../plan/bundles.ts';
 import { chainsFor, coScheduled } from '../planner/chains.ts';
-import { estimateCost, type BilledInvocation, type CostEstimate } from '../serve/cost.ts';
+import { estimateCost, type BilledInvocation, type CostEstimate } from '../billing/pricing.ts';
 
 /**
  * Parameters of the performance and cost model. One profile describes one platform: the local

@@ -7,7 +7,7 @@ import { planModelAuto } from '../../src/planner/auto.ts';
 import { planModel } from '../../src/planner/plan.ts';
 import { COMMITTED_PLANS } from '../../src/planner/committed.ts';
 import { chainsFor, coScheduled } from '../../src/planner/chains.ts';
-import { buildRoutes, exchangeBytes } from '../../src/serve/bundles.ts';
+import { buildRoutes, exchangeBytes } from '../../src/plan/bundles.ts';
 import { verifyPlan } from '../../src/exec/verify.ts';
 import type { Plan } from '../../src/plan/schema.ts';
 
