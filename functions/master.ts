@@ -3,7 +3,8 @@ import { loadConfig } from '../src/config.ts';
 import type { FunctionContext } from '../src/invoke/invoker.ts';
 import { ArtifactCache } from '../src/serve/artifacts.ts';
 import { makeExchange, makeInvoker, makeNotifier, makeStore, parseEvent } from '../src/serve/deps.ts';
-import { masterTaskSchema, runMasterTask } from '../src/serve/master.ts';
+import { runMasterTask } from '../src/serve/master.ts';
+import { masterTaskSchema } from '../src/serve/protocol.ts';
 import { INVOKE_RETRY } from '../src/invoke/retry.ts';
 import { startFunctionTelemetry } from '../src/telemetry/function.ts';
 

@@ -3,7 +3,8 @@ import { loadConfig } from '../src/config.ts';
 import type { FunctionContext } from '../src/invoke/invoker.ts';
 import { ArtifactCache } from '../src/serve/artifacts.ts';
 import { makeExchange, makeNotifier, makeStore, parseEvent } from '../src/serve/deps.ts';
-import { runWorkerTask, workerTaskSchema } from '../src/serve/worker.ts';
+import { runWorkerTask } from '../src/serve/worker.ts';
+import { workerTaskSchema } from '../src/serve/protocol.ts';
 import { startFunctionTelemetry } from '../src/telemetry/function.ts';
 
 const config = loadConfig();

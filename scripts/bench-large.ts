@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.ts';
-import { startLocalStack } from '../src/serve/stack.ts';
+import { startLocalStack } from '../src/compose/stack.ts';
 import { ensureModel } from '../src/models/index.ts';
 import { planModel, type Grid } from '../src/planner/plan.ts';
 import { planModelAuto } from '../src/planner/auto.ts';

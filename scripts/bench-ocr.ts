@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { runCli } from '../src/cli/common.ts';
 import { loadConfig } from '../src/config.ts';
-import { startLocalStack } from '../src/serve/stack.ts';
+import { startLocalStack } from '../src/compose/stack.ts';
 import { decodeInferResponse } from '../src/http/oip.ts';
 import { renderTextPage } from '../src/bench/pages.ts';
 import { uncoveredLines } from '../src/bench/ocr.ts';

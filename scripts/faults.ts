@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.ts';
-import { startLocalStack, withEmulatorDefaults } from '../src/serve/stack.ts';
+import { startLocalStack, withEmulatorDefaults } from '../src/compose/stack.ts';
 import { parseFaultSpec } from '../src/emulators/oss-faults.ts';
 import { ensureModel } from '../src/models/index.ts';
 import { decodeInferResponse, encodeInferRequest } from '../src/http/oip.ts';

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../src/config.ts';
-import { startLocalStack, withEmulatorDefaults, type LocalStack } from '../src/serve/stack.ts';
+import { startLocalStack, withEmulatorDefaults, type LocalStack } from '../src/compose/stack.ts';
 import { runCli, UsageError } from '../src/cli/common.ts';
 import { startKiller } from '../src/bench/chaos.ts';
 import { envFromArgs } from '../src/cli/config-args.ts';

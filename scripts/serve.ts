@@ -3,7 +3,7 @@
 // (PP-OCRv4 text detection) unless MODEL says otherwise. Every setting of src/config.ts is an
 // environment variable or the matching flag.
 import { loadConfig } from '../src/config.ts';
-import { startLocalStack, withEmulatorDefaults } from '../src/serve/stack.ts';
+import { startLocalStack, withEmulatorDefaults } from '../src/compose/stack.ts';
 import { runCli } from '../src/cli/common.ts';
 import { envFromArgs } from '../src/cli/config-args.ts';
 

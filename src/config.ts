@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { functionResourcesSchema } from './serve/cost.ts';
+import { functionResourcesSchema } from './billing/pricing.ts';
 
 /**
  * The one configuration of the stack, from environment variables (and CLI flags mapped onto

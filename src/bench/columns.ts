@@ -4,7 +4,7 @@
  * prediction. `summarizeConfig` is pure (samples and snapshots in, one row out) so that every
  * column can be tested on synthetic cost objects.
  */
-import { estimateCost, FC_PRICING } from '../serve/cost.ts';
+import { estimateCost, FC_PRICING } from '../billing/pricing.ts';
 import { max, mean, median, percentile, ratio, sum, throughput } from './stats.ts';
 
 export type { RequestCost, StageCost } from '../serve/cost-report.ts';

@@ -8,7 +8,9 @@ import type { DistributedBackend } from '../serve/backend.ts';
 import { modelEntries } from '../serve/registry.ts';
 import { randomTensor } from '../tensor/random.ts';
 import type { FloatTensor } from '../runtime/ort.ts';
-import type { RequestCost, Sample } from './columns.ts';
+import type { Sample } from './columns.ts';
+import { requestCostSchema } from '../serve/cost-report.ts';
+import { describeIssues } from '../zod-issues.ts';
 import type { PlanFile } from './plans.ts';
 import { workerPids, type Served } from './stacks.ts';
 
@@ -56,7 +58,7 @@ async function once(t: Target): Promise<{ sample: Sample; output?: FloatTensor }
       if (!entry) return fail(`model ${t.name} is not in the registry`);
       const r = await t.backend!.infer(entry, t.input, `bench${process.pid}x${++requestSeq}`);
       const endMs = performance.now();
-      return { sample: { model: t.name, ok: true, startMs, endMs, latencyMs: endMs - startMs, cost: r.cost as RequestCost, path: t.path }, output: r.output };
+      return { sample: { model: t.name, ok: true, startMs, endMs, latencyMs: endMs - startMs, cost: r.cost, path: t.path }, output: r.output };
     }
     const res = await fetch(`${t.served.stack.url}/v2/models/${t.name}/infer`, { method: 'POST', body: new Uint8Array(t.body!.body), headers: t.body!.headers });
     const body = Buffer.from(await res.arrayBuffer());
@@ -67,10 +69,11 @@ async function once(t: Target): Promise<{ sample: Sample; output?: FloatTensor }
       return { sample: { model: t.name, ok: false, startMs, endMs, latencyMs: endMs - startMs, error: `HTTP ${res.status}: ${msg.replace(/\s+/g, ' ').slice(0, 300)}`, path: t.path } };
     }
     const dec = decodeInferResponse(body, Object.fromEntries(res.headers));
-    const cost = dec.parameters?.cost as RequestCost | undefined;
+    const parsed = requestCostSchema.safeParse(dec.parameters?.cost);
+    const cost = parsed.success ? parsed.data : undefined;
     const out = dec.outputs[0];
     const output = out && out.data instanceof Float32Array ? { dims: out.shape, data: out.data } : undefined;
-    if (!cost) return { sample: { model: t.name, ok: false, startMs, endMs, latencyMs: endMs - startMs, error: 'response has no parameters.cost', path: t.path } };
+    if (!cost) return { sample: { model: t.name, ok: false, startMs, endMs, latencyMs: endMs - startMs, error: dec.parameters?.cost === undefined ? 'response has no parameters.cost' : `response has an invalid parameters.cost: ${describeIssues(parsed.error?.issues ?? [], { max: 3 })}`, path: t.path } };
     return { sample: { model: t.name, ok: true, startMs, endMs, latencyMs: endMs - startMs, cost, path: t.path }, output };
   } catch (e) {
     const err = e as Error & { status?: number };

@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type Config } from '../config.ts';
-import { startLocalStack, type LocalStack } from '../serve/stack.ts';
+import { startLocalStack, type LocalStack } from '../compose/stack.ts';
 import { publishPlan } from '../serve/artifacts.ts';
 import { readRegistry, REGISTRY_KEY } from '../serve/registry.ts';
 import type { MemorySnapshot } from './columns.ts';

@@ -6,7 +6,7 @@
  * would otherwise inflate the workers' session cache and peak RSS). Within a stack they run
  * in ascending batch order, so that instance peak RSS (a lifetime maximum) is attributable.
  */
-import { functionResourcesSchema } from '../serve/cost.ts';
+import { functionResourcesSchema } from '../billing/pricing.ts';
 import type { Mode, Suite } from './columns.ts';
 
 export interface Resources { vcpu: number; memoryMb: number }

@@ -28,7 +28,7 @@ import {
   FUNCTION_ENTRIES, MiB, NATIVE_PACKAGES, REPO_ROOT, type BundleInfo, type DroppedFile, type LimitCheck, type NativeFile, type ShippedPackage,
 } from './package-layout.ts';
 
-// src/serve/stack.ts imports these from here; re-exported until it imports package-layout.ts itself.
+// src/compose/stack.ts imports these from here; re-exported until it imports package-layout.ts itself.
 export { FUNCTION_ENTRIES, type FunctionKey } from './package-layout.ts';
 
 export interface PackageReport {

@@ -14,7 +14,7 @@
  * `x-request-timeout-ms: <ms>` (a positive integer; larger values are cut to the server's).
  */
 import { z } from 'zod';
-import { HttpError, badRequest } from './errors.ts';
+import { HttpError, badRequest, overloaded } from './errors.ts';
 
 export const REQUEST_TIMEOUT_HEADER = 'x-request-timeout-ms';
 
@@ -43,12 +43,6 @@ interface Waiter {
   resolve: () => void;
   reject: (e: HttpError) => void;
   timer?: NodeJS.Timeout;
-}
-
-/** 503 with Retry-After (whole seconds, at least 1). */
-export function overloaded(message: string, retryAfterMs: number, code: string, details: Record<string, unknown> = {}): HttpError {
-  const retryAfter = Math.max(1, Math.ceil(retryAfterMs / 1000));
-  return new HttpError(503, message, { code, headers: { 'retry-after': String(retryAfter) }, details: { ...details, retryAfterSeconds: retryAfter } });
 }
 
 /**

@@ -8,7 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { HttpError, badRequest } from './errors.ts';
+import { badRequest, toHttpError } from './errors.ts';
+import { describeIssues } from '../zod-issues.ts';
 
 export const fcHttpEventSchema = z.object({
   version: z.literal('v1'),
@@ -126,40 +127,15 @@ export function binaryResult(status: number, buf: Uint8Array, headers: Record<st
   };
 }
 
-/** Minimal structural check so this module does not depend on zod's class identity. */
-function isZodError(err: unknown): err is z.ZodError {
-  return err instanceof z.ZodError || (typeof err === 'object' && err !== null && (err as { name?: unknown }).name === 'ZodError' && Array.isArray((err as { issues?: unknown }).issues));
-}
-
-/** `["inputs", 0, "shape"]` → `inputs[0].shape`; empty → `(root)`. */
-export function zodPath(path: readonly PropertyKey[]): string {
-  if (path.length === 0) return '(root)';
-  return path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
-}
-
 /** Human-readable one-liner for zod issues: `inputs[0].shape[1]: Invalid input: expected int, received number; ...`. */
 export function describeZodError(err: z.ZodError): string {
-  return (
-    err.issues.slice(0, 10).map((i) => `${zodPath(i.path)}: ${i.message}`).join('; ') +
-    (err.issues.length > 10 ? `; ... (${err.issues.length - 10} more)` : '')
-  );
+  return describeIssues(err.issues);
 }
 
-/**
- * Map any thrown value to a response: HttpError → its status and body; zod
- * validation errors → 400 listing the issues; anything else → 500 with a
- * generic message (never the message or stack of an unexpected error).
- */
+/** Any thrown value as a response (toHttpError decides the status and what the client sees). */
 export function errorResult(err: unknown): FcHttpResult {
-  if (err instanceof HttpError) return jsonResult(err.status, err.toJSON(), err.headers);
-  if (isZodError(err)) {
-    return jsonResult(400, {
-      error: `invalid request: ${describeZodError(err)}`,
-      code: 'invalid_request',
-      issues: err.issues.slice(0, 50).map((i) => ({ path: i.path.map((p) => (typeof p === 'symbol' ? String(p) : p)), message: i.message })),
-    });
-  }
-  return jsonResult(500, { error: 'internal server error', code: 'internal' });
+  const e = toHttpError(err);
+  return jsonResult(e.status, e.toJSON(), e.headers);
 }
 
 // ---- FC 2.0 HTTP trigger ----

@@ -5,62 +5,11 @@
  * or, with `resize: null`, a direct (aspect-ratio-ignoring) resize to width x height.
  */
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
-import { z } from 'zod';
 import type { FloatTensor } from '../runtime/ort.ts';
 import { HttpError, payloadTooLarge, unsupportedMediaType } from './errors.ts';
 import { mediaType } from './fc-event.ts';
+import type { Preprocessing } from '../serve/model-entry.ts';
 
-export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
-export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
-
-export interface Preprocessing {
-  /** Output width and height (the model's input W and H). */
-  width: number;
-  height: number;
-  /**
-   * Shorter side is resized to this before the center crop. Absent: resize
-   * directly to width x height (aspect ratio not kept).
-   */
-  resize?: number;
-  mean: [number, number, number];
-  std: [number, number, number];
-}
-
-const triple = z.tuple([z.number(), z.number(), z.number()]);
-const dim = z.number().int().min(1).max(8192);
-
-/**
- * Preprocessing config. Defaults are ImageNet's: 224x224, mean/std as above and
- * `resize` = floor(max(width, height) / 0.875) (256 for 224). `resize: null`
- * selects the direct resize to width x height.
- */
-export const preprocessingSchema = z
-  .object({
-    width: dim.default(224),
-    height: dim.default(224),
-    resize: dim.nullable().optional(),
-    mean: triple.default(IMAGENET_MEAN),
-    std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).default(IMAGENET_STD),
-  })
-  .refine((p) => p.resize == null || p.resize >= Math.max(p.width, p.height), {
-    message: 'resize (shorter side) must be at least max(width, height) so the center crop fits',
-    path: ['resize'],
-  })
-  .transform((p): Preprocessing => {
-    const resize = p.resize === undefined ? Math.floor(Math.max(p.width, p.height) / 0.875) : p.resize;
-    return {
-      width: p.width,
-      height: p.height,
-      ...(resize === null ? {} : { resize }),
-      mean: [...p.mean] as [number, number, number],
-      std: [...p.std] as [number, number, number],
-    };
-  });
-
-export type PreprocessingInput = z.input<typeof preprocessingSchema>;
-
-/** ImageNet defaults: resize 256, center-crop 224x224. */
-export const IMAGENET_PREPROCESSING: Preprocessing = preprocessingSchema.parse({});
 
 /** Declared media types accepted, and the sharp format each must decode as. */
 const ACCEPTED: Record<string, 'jpeg' | 'png' | 'webp'> = {

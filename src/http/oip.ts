@@ -17,18 +17,15 @@
  */
 import { z } from 'zod';
 import { badRequest, internal } from './errors.ts';
-import { zodPath } from './fc-event.ts';
+import { zodPath } from '../zod-issues.ts';
 import {
   allocate, bfloat16ToFloat, bytesOf, dtypeOf, floatToBfloat16, floatToHalf, halfToFloat, makeTensor, toFloat32,
   type DType, type Tensor, type TensorData,
 } from '../tensor/dtype.ts';
+import { OIP_DATATYPES, OIP_TO_DTYPE, oipDatatype, type OipDatatype, type TensorDatatype, type TensorMetadata } from '../serve/model-entry.ts';
 
 export const INFERENCE_HEADER_CONTENT_LENGTH = 'inference-header-content-length';
 
-export const OIP_DATATYPES = [
-  'BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'BF16', 'FP32', 'FP64', 'BYTES',
-] as const;
-export type OipDatatype = (typeof OIP_DATATYPES)[number];
 
 /** Datatypes accepted as JSON tensor data. */
 export const JSON_NUMERIC_DATATYPES: readonly OipDatatype[] = [
@@ -41,16 +38,6 @@ const ELEMENT_SIZE: Partial<Record<OipDatatype, number>> = {
 /** Datatypes accepted as binary tensor data. */
 export const BINARY_DATATYPES: readonly OipDatatype[] = JSON_NUMERIC_DATATYPES;
 
-/** The datatypes a model's tensors can have here, and the runtime dtype of each. */
-export const OIP_TO_DTYPE = {
-  FP32: 'float32', FP16: 'float16', BF16: 'bfloat16', INT8: 'int8', UINT8: 'uint8', INT32: 'int32', INT64: 'int64', BOOL: 'bool',
-} as const satisfies Partial<Record<OipDatatype, DType>>;
-export type TensorDatatype = keyof typeof OIP_TO_DTYPE;
-export const DTYPE_TO_OIP: Readonly<Record<DType, TensorDatatype>> = {
-  float32: 'FP32', float16: 'FP16', bfloat16: 'BF16', int8: 'INT8', uint8: 'UINT8', int32: 'INT32', int64: 'INT64', bool: 'BOOL',
-};
-/** The OIP datatype of a runtime dtype (model metadata, responses). */
-export const oipDatatype = (d: DType): TensorDatatype => DTYPE_TO_OIP[d];
 const runtimeDtype = (d: OipDatatype): DType | undefined => (OIP_TO_DTYPE as Partial<Record<OipDatatype, DType>>)[d];
 
 /** Upper bound on the element count of one tensor (Float32Array allocation guard). */
@@ -725,12 +712,6 @@ export function decodeInferResponse(body: Buffer, headers: Record<string, string
 // ---------------------------------------------------------------------------
 // Metadata
 
-export interface TensorMetadata {
-  name: string;
-  datatype: string;
-  /** -1 for dynamic dimensions. */
-  shape: number[];
-}
 
 export interface ModelMetadata {
   name: string;

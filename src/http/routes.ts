@@ -19,10 +19,11 @@
 import type { ApiKeys } from './access.ts';
 import { type Admission, REQUEST_TIMEOUT_HEADER, requestDeadline } from './admission.ts';
 import type { FloatTensor } from '../runtime/ort.ts';
-import { HttpError, badRequest, internal, methodNotAllowed, notFound, payloadTooLarge, unsupportedMediaType } from './errors.ts';
-import { type FcHttpEvent, type FcHttpResult, binaryResult, errorResult, eventBody, eventHeader, jsonResult, mediaType } from './fc-event.ts';
-import { type Preprocessing, preprocessImage } from './image.ts';
-import { type TextDetection, detectionInput, detectionResponse, toBgr, wantsProbabilityMap } from './text-detection.ts';
+import { badRequest, internal, methodNotAllowed, notFound, payloadTooLarge, toHttpError, unsupportedMediaType } from './errors.ts';
+import { type FcHttpEvent, type FcHttpResult, binaryResult, eventBody, eventHeader, jsonResult, mediaType } from './fc-event.ts';
+import { preprocessImage } from './image.ts';
+import type { InferenceBackend, ModelEntry } from '../serve/model-entry.ts';
+import { detectionInput, detectionResponse, toBgr, wantsProbabilityMap } from './text-detection.ts';
 import { segmentationMask } from './segmentation.ts';
 import {
   type ResponseOutput,
@@ -32,41 +33,7 @@ import {
   modelMetadata,
   parseInferRequest,
   topK,
-  type TensorMetadata,
 } from './oip.ts';
-
-export interface ModelEntry {
-  name: string;
-  inputName: string;
-  /** -1 for dynamic dimensions. */
-  inputShape: number[];
-  outputName: string;
-  outputShape: number[];
-  /** Present when the model accepts image bodies (image/jpeg, image/png, image/webp). */
-  preprocessing?: Preprocessing;
-  /** Class labels for top_k / the classification extension. */
-  labels?: string[];
-  /** Largest accepted input (element count); larger requests get 413. */
-  maxInputElements?: number;
-  /** The model's real inputs and outputs for GET /v2/models/{name} (absent: FP32 from the fields above). */
-  metadata?: { inputs: TensorMetadata[]; outputs: TensorMetadata[]; versions?: string[] };
-  /** Image bodies in BGR plane order (models trained on images read by OpenCV). */
-  channelOrder?: 'rgb' | 'bgr';
-  /** Image bodies are answered with text boxes (./text-detection.ts). */
-  textDetection?: TextDetection;
-  /** Responses add `mask`, the per-pixel argmax of the [N,K,H,W] output (./segmentation.ts). */
-  segmentation?: boolean;
-}
-
-export interface InferenceBackend {
-  ready(): Promise<boolean>;
-  /** `deadline` (epoch ms): when the request must be answered; the backend refuses or gives up past it. */
-  infer(model: ModelEntry, input: FloatTensor, requestId: string, opts?: InferOptions): Promise<{ output: FloatTensor; cost: unknown }>;
-}
-
-export interface InferOptions {
-  deadline?: number;
-}
 
 export interface RouteDeps {
   models: Map<string, ModelEntry>;
@@ -175,11 +142,13 @@ async function routeEvent(event: FcHttpEvent, deps: RouteDeps): Promise<FcHttpRe
     }
     throw notFound(`no route for ${method} ${path}`, { code: 'unknown_route' });
   } catch (err) {
-    // Refusals under load (503 with Retry-After) are expected, not failures worth a log line each.
-    if (!(err instanceof HttpError && (err.status < 500 || err.headers?.['retry-after'] !== undefined))) {
+    // The client's mistakes and refusals under load (503 with Retry-After) are expected, not
+    // failures worth a log line each.
+    const httpErr = toHttpError(err);
+    if (!(httpErr.status < 500 || httpErr.headers?.['retry-after'] !== undefined)) {
       (deps.onError ?? defaultOnError)(err, event);
     }
-    return errorResult(err);
+    return jsonResult(httpErr.status, httpErr.toJSON(), httpErr.headers);
   }
 }
 

@@ -8,14 +8,14 @@
  * (inference-header-content-length): a 4096x4096 map is 64 MB, more than a function may return.
  */
 import type { FloatTensor } from '../runtime/ort.ts';
-import { detInput, type DetPreprocessing } from '../vision/ppocr.ts';
-import { textBoxes, type DbOptions } from '../vision/db.ts';
+import { detInput } from '../vision/ppocr.ts';
+import { textBoxes } from '../vision/db.ts';
 import { badRequest, HttpError, payloadTooLarge, unsupportedMediaType } from './errors.ts';
 import { mediaType, type FcHttpEvent } from './fc-event.ts';
 import { ACCEPTED_IMAGE_TYPES } from './image.ts';
 import { encodeInferResponse, type ResponseOutput } from './oip.ts';
+import type { TextDetection } from '../serve/model-entry.ts';
 
-export interface TextDetection { preprocessing: DetPreprocessing; db: DbOptions }
 
 const MAX_PIXELS = 40_000_000;
 

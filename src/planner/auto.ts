@@ -1,7 +1,7 @@
 import type { IrNode } from '../graph/ir.ts';
 import { numel } from '../graph/shapes.ts';
 import { tensorByteSize } from '../onnx/model-io.ts';
-import { estimateCost } from '../serve/cost.ts';
+import { estimateCost } from '../billing/pricing.ts';
 import { predictGroup, predictPlan, vcpuSpeed, type CostProfile, type Prediction, type PredictOptions, type TileWork } from '../cost/model.ts';
 import { articulationPoints } from './stages.ts';
 import { analyzeModel, DEFAULT_MAX_WORKERS, planModel, spatialInputsOf, stageIO, type Grid, type PlannedModel } from './plan.ts';

@@ -1,7 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { InferOptions, InferenceBackend, ModelEntry } from '../http/routes.ts';
-import { badGateway, badRequest } from '../http/errors.ts';
-import { overloaded } from '../http/admission.ts';
+import type { InferOptions, InferenceBackend, ModelEntry } from './model-entry.ts';
 import type { Plan } from '../plan/schema.ts';
 import type { Invoker } from '../invoke/invoker.ts';
 import { FunctionError, InvokeError } from '../invoke/errors.ts';
@@ -10,17 +8,17 @@ import { dtypeOf, toFloat32 } from '../tensor/dtype.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { CountingStore } from '../store/counting-store.ts';
 import { addTraffic, storeExchangeBackend, type ExchangeBackend, type ExchangeTraffic } from '../exchange/backend.ts';
-import { estimateCost, type BilledInvocation, type FunctionResources } from './cost.ts';
+import { estimateCost, type BilledInvocation, type FunctionResources } from '../billing/pricing.ts';
 import type { RequestCost } from './cost-report.ts';
 import { requestKeys, requestPrefix } from './keys.ts';
-import { masterReportSchema, masterTaskSchema, type MasterReport } from './master.ts';
-import { HANDLER, INPUT } from './bundles.ts';
+import { masterReportSchema, masterTaskSchema, type MasterReport } from './protocol.ts';
+import { HANDLER, INPUT } from '../plan/bundles.ts';
 import { bundleBody, SegmentReader } from './worker.ts';
 import { decodeTensor } from './tile-codec.ts';
 import type { PlanCache } from './plans.ts';
 import type { ShapePlans } from './shape-plans.ts';
 import type { AutoPlanning } from './registry.ts';
-import { MasterFailedError } from './errors.ts';
+import { DeadlineUnmeetableError, MasterFailedError, MasterInvocationError, RequestRejectedError } from './errors.ts';
 import { SpanKind } from '@opentelemetry/api';
 import { inSpan, inStoreSpan, traceFields } from './trace.ts';
 
@@ -62,12 +60,12 @@ export async function runRequest(deps: RequestDeps, planKey: string, input: Tens
     const { plan, routes } = await deps.plans.getRoutes(planKey, deps.maxWorkers);
     const s = plan.input.shape;
     if (input.dims.length !== 4 || input.dims[1] !== s[1] || input.dims[2] !== s[2] || input.dims[3] !== s[3]) {
-      throw badRequest(`input is [${input.dims}], this model's plan needs [N,${s.slice(1)}]`, { details: { requestId: rid } });
+      throw new RequestRejectedError(`input is [${input.dims}], this model's plan needs [N,${s.slice(1)}]`, { requestId: rid });
     }
     // Producers write the input's bytes as they are: a float32 map where the plan says float16 would misalign every strip.
     const want = plan.input.dtype ?? 'float32';
     if (dtypeOf(input) !== want) {
-      throw badRequest(`input ${plan.input.name} is ${dtypeOf(input)}, this model's plan needs ${want}`, { details: { requestId: rid, input: plan.input.name, expected: want, given: dtypeOf(input) } });
+      throw new RequestRejectedError(`input ${plan.input.name} is ${dtypeOf(input)}, this model's plan needs ${want}`, { requestId: rid, context: { input: plan.input.name, expected: want, given: dtypeOf(input) } });
     }
     const batch = input.dims[0];
     // The caller's deadline (the HTTP request's), never past what this function may run.
@@ -75,8 +73,8 @@ export async function runRequest(deps: RequestDeps, planKey: string, input: Tens
     const predicted = predictedMs(plan, batch);
     if (predicted !== undefined && Date.now() + predicted > deadline) {
       const left = Math.max(0, deadline - Date.now());
-      throw overloaded(`request cannot finish within its deadline: the plan predicts ${Math.round(predicted)} ms for batch ${batch}, ${left} ms left; retry later or with a longer x-request-timeout-ms`,
-        predicted, 'deadline_unmeetable', { requestId: rid, predictedMs: Math.round(predicted), leftMs: left });
+      throw new DeadlineUnmeetableError(`request cannot finish within its deadline: the plan predicts ${Math.round(predicted)} ms for batch ${batch}, ${left} ms left; retry later or with a longer x-request-timeout-ms`,
+        { requestId: rid, predictedMs: predicted, leftMs: left });
     }
     const inputBundle = routes.bundles.get(INPUT);
     if (inputBundle) {
@@ -92,7 +90,7 @@ export async function runRequest(deps: RequestDeps, planKey: string, input: Tens
       // The master's span is a child of this one: its context travels in the task.
       const res = await inSpan(`invoke ${deps.masterFunction}`, { 'faas.invoked_name': deps.masterFunction, 'request.id': rid }, async () => {
         const task = masterTaskSchema.parse({ requestId: rid, planKey, maxWorkers: deps.maxWorkers, batch, deadline, ...traceFields() });
-        return deps.invoker.invoke(deps.masterFunction, Buffer.from(JSON.stringify(task)));
+        return deps.invoker.invoke(deps.masterFunction, Buffer.from(JSON.stringify(task)), { deadline: task.deadline });
       }, SpanKind.CLIENT);
       report = masterReportSchema.parse(JSON.parse(res.payload.toString('utf8')));
       masterMs = res.durationMs;
@@ -101,8 +99,8 @@ export async function runRequest(deps: RequestDeps, planKey: string, input: Tens
       // A master that died leaves its workers waiting for each other: tell them to stop now.
       masterFailed = true;
       await exchange.put(requestKeys.abort(rid), Buffer.from('abort')).catch(() => undefined);
-      if (e instanceof FunctionError) throw badGateway(`inference failed in the master: ${e.errorType}: ${e.errorMessage}`, { details: { requestId: rid, ...(e.details ?? {}) } as Record<string, unknown>, cause: e });
-      if (e instanceof InvokeError) throw badGateway(`inference failed: ${e.message}`, { details: { requestId: rid }, cause: e });
+      if (e instanceof FunctionError) throw new MasterInvocationError(`inference failed in the master: ${e.errorType}: ${e.errorMessage}`, { requestId: rid, context: { ...(e.details ?? {}) }, cause: e });
+      if (e instanceof InvokeError) throw new MasterInvocationError(`inference failed: ${e.message}`, { requestId: rid, cause: e });
       throw new MasterFailedError(`invalid master report: ${(e as Error).message}`, { requestId: rid, cause: e });
     }
     const tMaster = performance.now();
@@ -174,7 +172,7 @@ export class DistributedBackend implements InferenceBackend {
     const rid = `${requestId.replace(/[^A-Za-z0-9_-]/g, '').slice(0, 48) || 'r'}-${randomBytes(6).toString('hex')}`;
     const planKey = model.planKey
       ?? (model.auto && this.deps.shapePlans ? await this.deps.shapePlans.planKey(model.name, model.auto, input.dims[2], input.dims[3], opts.deadline) : undefined);
-    if (!planKey) throw badRequest(`model ${model.name} has no plan`);
+    if (!planKey) throw new RequestRejectedError(`model ${model.name} has no plan`);
     const r = await runRequest(this.deps, planKey, input, rid, opts);
     const out = r.outputs[model.outputName] ?? Object.values(r.outputs)[0];
     // The routes' backend contract is float32 outputs: other dtypes are widened (exact up to 2^24).

@@ -39,7 +39,7 @@ export const requestCostSchema = z.object({
   /** Worker time summed over invocations: running ORT, moving strips and partials, blocked on a neighbour. */
   workerTime: z.object({ computeMs: nn, exchangeMs: nn, waitMs: nn, exchangeShare: z.number().min(0).max(1) }).strict(),
   peakWorkerRssMb: nn,
-  /** Billed compute at FC's published CU prices (src/serve/cost.ts). */
+  /** Billed compute at FC's published CU prices (src/billing/pricing.ts). */
   billed: z.object({ invocations: nn, vcpuSeconds: nn, gbSeconds: nn, computeUnits: nn, usd: nn }).strict(),
 }).strict();
 export type RequestCost = z.infer<typeof requestCostSchema>;

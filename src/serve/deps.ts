@@ -8,13 +8,14 @@ import { envCredentials, type CredentialsProvider } from '../cloud/credentials.t
 import { FcInvoker } from '../invoke/fc-invoker.ts';
 import { Fc2Invoker } from '../invoke/fc2-invoker.ts';
 import type { FunctionContext, Invoker } from '../invoke/invoker.ts';
-import type { FunctionResources } from './cost.ts';
+import type { FunctionResources } from '../billing/pricing.ts';
 import { ServeError } from './errors.ts';
+import { describeIssues } from '../zod-issues.ts';
 import type { Notifier } from '../exchange/exchange.ts';
 import { storeExchangeBackend, type ExchangeBackend } from '../exchange/backend.ts';
 import { RedisExchangeBackend } from '../exchange/redis-exchange.ts';
 import { requestKeys } from './keys.ts';
-import { INPUT } from './bundles.ts';
+import { INPUT } from '../plan/bundles.ts';
 
 /** The embedded default store: a folder shared by every local function process. */
 export function makeStore(config: Config, credentials: CredentialsProvider = envCredentials()): ObjectStore {
@@ -97,6 +98,6 @@ export function parseEvent<T>(schema: { safeParse(v: unknown): { success: true; 
     throw new BadEventError(`${what} event is not JSON`);
   }
   const r = schema.safeParse(json);
-  if (!r.success) throw new BadEventError(`invalid ${what} event: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  if (!r.success) throw new BadEventError(`invalid ${what} event: ${describeIssues(r.error.issues)}`);
   return r.data;
 }

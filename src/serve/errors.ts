@@ -53,3 +53,70 @@ export class ArtifactMissingError extends ServeError {
   }
   override get details() { return { ...super.details, key: this.key }; }
 }
+
+/**
+ * The request does not fit the model (its shape, dtype, or a model without a plan): the client
+ * must change it. `reason` is the machine code the HTTP layer answers with (src/http/errors.ts).
+ */
+export class RequestRejectedError extends ServeError {
+  override name = 'RequestRejectedError';
+  readonly reason: 'bad_request' | 'shape_mismatch';
+  readonly context: Record<string, unknown>;
+  constructor(message: string, opts: { reason?: 'bad_request' | 'shape_mismatch'; context?: Record<string, unknown>; requestId?: string; cause?: unknown } = {}) {
+    super(message, opts);
+    this.reason = opts.reason ?? 'bad_request';
+    this.context = opts.context ?? {};
+  }
+  override get details() { return { ...super.details, ...this.context }; }
+}
+
+/** The plan predicts more time than the request has left: retry later or with a longer deadline. */
+export class DeadlineUnmeetableError extends ServeError {
+  override name = 'DeadlineUnmeetableError';
+  readonly predictedMs: number;
+  readonly leftMs: number;
+  constructor(message: string, opts: { predictedMs: number; leftMs: number; requestId?: string }) {
+    super(message, opts);
+    this.predictedMs = opts.predictedMs;
+    this.leftMs = opts.leftMs;
+  }
+  override get details() { return { ...super.details, predictedMs: Math.round(this.predictedMs), leftMs: this.leftMs }; }
+}
+
+/** Invoking the master failed: its function threw (`context` carries what it reported) or the invocation did. */
+export class MasterInvocationError extends ServeError {
+  override name = 'MasterInvocationError';
+  readonly context: Record<string, unknown>;
+  constructor(message: string, opts: { requestId: string; context?: Record<string, unknown>; cause?: unknown }) {
+    super(message, opts);
+    this.context = opts.context ?? {};
+  }
+  override get details() { return { ...super.details, ...this.context }; }
+}
+
+/**
+ * No plan could be made, or checked against monolithic ORT, for a model served without a
+ * committed plan: `plan_refused` when the check found a mismatch.
+ */
+export class PlanningFailedError extends ServeError {
+  override name = 'PlanningFailedError';
+  readonly reason: 'internal' | 'plan_refused';
+  readonly context: Record<string, unknown>;
+  constructor(message: string, opts: { reason?: 'internal' | 'plan_refused'; context?: Record<string, unknown>; cause?: unknown } = {}) {
+    super(message, opts);
+    this.reason = opts.reason ?? 'internal';
+    this.context = opts.context ?? {};
+  }
+  override get details() { return { ...super.details, ...this.context }; }
+}
+
+/** The registry object in the store is not a registry (written by another version, or damaged). */
+export class RegistryInvalidError extends ServeError {
+  override name = 'RegistryInvalidError';
+  readonly key: string;
+  constructor(message: string, opts: { key: string; cause?: unknown }) {
+    super(`${opts.key}: ${message}`, opts);
+    this.key = opts.key;
+  }
+  override get details() { return { ...super.details, key: this.key }; }
+}

@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import type { ObjectStore } from '../store/object-store.ts';
 import { CountingStore } from '../store/counting-store.ts';
 import type { Invoker, InvokeResult } from '../invoke/invoker.ts';
@@ -7,46 +6,16 @@ import { INVOKE_RETRY, retryableInvoke, withRetries, type RetryPolicy } from '..
 import type { Tensor } from '../runtime/ort.ts';
 import type { Chain, MasterStage } from '../plan/schema.ts';
 import type { Exchange, Notifier } from '../exchange/exchange.ts';
-import { addTraffic, exchangeTrafficSchema, storeExchangeBackend, type ExchangeBackend } from '../exchange/backend.ts';
+import { addTraffic, storeExchangeBackend, type ExchangeBackend } from '../exchange/backend.ts';
 import type { ArtifactCache } from './artifacts.ts';
-import { MASTER, masterSource, schedule, type Routes } from './bundles.ts';
+import { MASTER, masterSource, schedule, type Routes } from '../plan/bundles.ts';
 import { coScheduled } from '../planner/chains.ts';
-import { bundleBody, requestContextSchema, SegmentReader, workerReportSchema, workerTaskSchema, type WorkerReport, type WorkerTask } from './worker.ts';
+import { bundleBody, SegmentReader } from './worker.ts';
+import { masterReportSchema, workerReportSchema, workerTaskSchema, type MasterReport, type MasterTask, type UnitReport, type WorkerReport, type WorkerTask } from './protocol.ts';
 import { requestKeys } from './keys.ts';
 import { decodeTensor, encodeTensor } from './tile-codec.ts';
 import { MasterFailedError, WorkerFailedError } from './errors.ts';
 import { inSpan, inStoreSpan, invocationSpans } from './trace.ts';
-import { stageCostSchema } from './cost-report.ts';
-
-export const masterTaskSchema = requestContextSchema;
-export type MasterTask = z.infer<typeof masterTaskSchema>;
-
-const nn = z.number().nonnegative();
-
-/**
- * One unit of the schedule as the master reports it: the public per-unit cost plus what the
- * handler aggregates (billed durations, worker time by kind, RSS in bytes).
- */
-export const unitReportSchema = stageCostSchema.omit({ peakWorkerRssMb: true }).extend({
-  /** Worker handler durations, as FC bills them. */
-  workerMs: z.array(nn),
-  /** Summed over the unit's workers. */
-  computeMs: nn,
-  exchangeMs: nn,
-  waitMs: nn,
-  peakWorkerRssBytes: nn,
-  /** The workers' traffic through an exchange that is not the object store (Redis). */
-  exchange: exchangeTrafficSchema.optional(),
-}).strict();
-export type UnitReport = z.infer<typeof unitReportSchema>;
-
-export const masterReportSchema = z.object({
-  requestId: z.string(),
-  units: z.array(unitReportSchema),
-  ms: z.object({ loadPlan: nn, total: nn }).strict(),
-  master: z.object({ bytesRead: nn, bytesWritten: nn, storeRequests: nn, storeRetries: nn, exchange: exchangeTrafficSchema.optional() }).strict(),
-}).strict();
-export type MasterReport = z.infer<typeof masterReportSchema>;
 
 export interface MasterDeps {
   store: ObjectStore;
@@ -178,14 +147,14 @@ async function runChain(chain: Chain, task: MasterTask, deps: MasterDeps, exchan
   const payload = (w: number) => Buffer.from(JSON.stringify(workerTaskSchema.parse({ ...task, chain: chain.id, worker: w, ...spans.fields(w) } satisfies WorkerTask)));
   // Workers that wait for each other start together (a queue that let half of them in would
   // deadlock under concurrent requests); where the platform throttles instead, plain invokes.
-  const gang = together && deps.invoker.invokeGang ? deps.invoker.invokeGang(deps.workerFunction, workers.map(payload)) : undefined;
+  const gang = together && deps.invoker.invokeGang ? deps.invoker.invokeGang(deps.workerFunction, workers.map(payload), { deadline: task.deadline }) : undefined;
   await boundedAll(workers, together ? chain.workers : deps.concurrency, spans.wrap(async (w) => {
     let res: InvokeResult;
     try {
       // A lost tile is recomputed by a replacement while the others wait for its next strip:
       // the strips they wrote stay in the store, and the replacement writes the same bytes.
       res = await withRetries(
-        (n) => (n === 1 && gang ? gang[w] : deps.invoker.invoke(deps.workerFunction, payload(w), together ? { urgent: true } : undefined)),
+        (n) => (n === 1 && gang ? gang[w] : deps.invoker.invoke(deps.workerFunction, payload(w), { urgent: together, deadline: task.deadline })),
         deps.retry ?? INVOKE_RETRY,
         { deadline: task.deadline, retryable: retryableInvoke, onRetry: () => { report.retries++; } },
       );

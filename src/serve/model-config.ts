@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { decodeModel, DataType, toNum } from '../onnx/model-io.ts';
 import { detPreprocessingSchema } from '../vision/ppocr.ts';
 import { dbOptionsSchema } from '../vision/db.ts';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../http/image.ts';
+import { IMAGENET_MEAN, IMAGENET_STD } from './model-entry.ts';
 
 const side = z.number().int().min(1).max(16384);
 const triple = z.tuple([z.number(), z.number(), z.number()]);

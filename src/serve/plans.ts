@@ -2,7 +2,7 @@ import type { Plan } from '../plan/schema.ts';
 import { planSchema } from '../plan/schema.ts';
 import { chainsFor } from '../planner/chains.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../store/object-store.ts';
-import { buildRoutes, type Routes } from './bundles.ts';
+import { buildRoutes, type Routes } from '../plan/bundles.ts';
 import { ArtifactMissingError } from './errors.ts';
 
 /**

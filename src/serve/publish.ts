@@ -8,7 +8,7 @@ import { ObjectNotFoundError, type ObjectStore } from '../store/object-store.ts'
 import { publishPlan } from './artifacts.ts';
 import { guardPlan } from './guard.ts';
 import { materializePlan } from '../planner/materialize.ts';
-import { oipDatatype } from '../http/oip.ts';
+import { oipDatatype } from './model-entry.ts';
 import { REGISTRY_KEY, registrySchema, type Registry, type RegistryEntry } from './registry.ts';
 
 /** The served model entry for a published plan, under `name`. */

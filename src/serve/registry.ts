@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { preprocessingSchema } from '../http/image.ts';
-import type { ModelEntry } from '../http/routes.ts';
+import { preprocessingSchema, type ModelEntry } from './model-entry.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import { ArtifactMissingError } from './errors.ts';
+import { ArtifactMissingError, RegistryInvalidError } from './errors.ts';
+import { describeIssues } from '../zod-issues.ts';
 import { ObjectNotFoundError } from '../store/object-store.ts';
 import { costProfileSchema } from '../cost/model.ts';
 import { detPreprocessingSchema } from '../vision/ppocr.ts';
@@ -66,7 +66,11 @@ export async function readRegistry(store: ObjectStore): Promise<Registry> {
     if (e instanceof ObjectNotFoundError) throw new ArtifactMissingError('no model registry in the store: publish a model first', { key: REGISTRY_KEY, cause: e });
     throw e;
   }
-  return registrySchema.parse(JSON.parse(raw.toString('utf8')));
+  let json: unknown;
+  try { json = JSON.parse(raw.toString('utf8')); } catch (e) { throw new RegistryInvalidError(`not JSON: ${(e as Error).message}`, { key: REGISTRY_KEY, cause: e }); }
+  const r = registrySchema.safeParse(json);
+  if (!r.success) throw new RegistryInvalidError(describeIssues(r.error.issues), { key: REGISTRY_KEY, cause: r.error });
+  return r.data;
 }
 
 /** What the backend needs beyond the routes' view of a model. */

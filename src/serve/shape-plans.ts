@@ -9,7 +9,6 @@
  * take a lock object beside the plan key so that one of them plans while the others wait for it.
  */
 import { randomBytes } from 'node:crypto';
-import { badRequest, HttpError, internal } from '../http/errors.ts';
 import { sha256 } from '../onnx/model-io.ts';
 import { planModelAuto } from '../planner/auto.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../store/object-store.ts';
@@ -17,7 +16,7 @@ import { publishPlan } from './artifacts.ts';
 import { guardPlan, PlanMismatchError, type GuardResult } from './guard.ts';
 import { artifactKeys } from './keys.ts';
 import type { AutoPlanning } from './registry.ts';
-import { ArtifactMissingError, ServeError } from './errors.ts';
+import { ArtifactMissingError, PlanningFailedError, RequestRejectedError, ServeError } from './errors.ts';
 import { modelIo } from './model-config.ts';
 
 export const autoPlanName = (h: number, w: number) => `auto-${h}x${w}`;
@@ -25,12 +24,12 @@ export const autoPlanName = (h: number, w: number) => `auto-${h}x${w}`;
 /** Checks H and W against the model's shape policy: a 400 naming the rule. */
 export function checkShape(model: string, policy: AutoPlanning['shape'], h: number, w: number): void {
   if (policy.kind === 'fixed') {
-    if (h !== policy.height || w !== policy.width) throw badRequest(`model ${model} is served at ${policy.height}x${policy.width}, got ${h}x${w}`, { code: 'shape_mismatch' });
+    if (h !== policy.height || w !== policy.width) throw new RequestRejectedError(`model ${model} is served at ${policy.height}x${policy.width}, got ${h}x${w}`, { reason: 'shape_mismatch' });
     return;
   }
   for (const [what, v] of [['H', h], ['W', w]] as const) {
-    if (v < policy.minSide || v > policy.maxSide) throw badRequest(`model ${model}: input ${what} = ${v} is outside ${policy.minSide}..${policy.maxSide}`, { code: 'shape_mismatch', details: { [what]: v } });
-    if (v % policy.multipleOf) throw badRequest(`model ${model}: input ${what} = ${v} is not a multiple of ${policy.multipleOf}`, { code: 'shape_mismatch', details: { [what]: v } });
+    if (v < policy.minSide || v > policy.maxSide) throw new RequestRejectedError(`model ${model}: input ${what} = ${v} is outside ${policy.minSide}..${policy.maxSide}`, { reason: 'shape_mismatch', context: { [what]: v } });
+    if (v % policy.multipleOf) throw new RequestRejectedError(`model ${model}: input ${what} = ${v} is not a multiple of ${policy.multipleOf}`, { reason: 'shape_mismatch', context: { [what]: v } });
   }
 }
 
@@ -125,7 +124,7 @@ export class ShapePlans {
         concurrency: auto.concurrency, maxWorkers: auto.maxWorkers, batch: 1,
       }, model);
     } catch (e) {
-      throw internal(`model ${model}: no plan for ${h}x${w}: ${(e as Error).message}`, { cause: e });
+      throw new PlanningFailedError(`model ${model}: no plan for ${h}x${w}: ${(e as Error).message}`, { cause: e });
     }
     const planMs = performance.now() - t0;
     let guard: GuardResult;
@@ -135,9 +134,8 @@ export class ShapePlans {
         multipleOf: auto.shape.kind === 'dynamic' ? auto.shape.multipleOf : 1,
       });
     } catch (e) {
-      if (e instanceof PlanMismatchError) throw internal(e.message, { code: 'plan_refused', details: e.details, cause: e });
-      if (e instanceof HttpError) throw e;
-      throw internal(`model ${model}: the plan for ${h}x${w} could not be checked: ${(e as Error).message}`, { cause: e });
+      if (e instanceof PlanMismatchError) throw new PlanningFailedError(e.message, { reason: 'plan_refused', context: e.details, cause: e });
+      throw new PlanningFailedError(`model ${model}: the plan for ${h}x${w} could not be checked: ${(e as Error).message}`, { cause: e });
     }
     const { planKey } = await publishPlan(this.store, bytes, planned.plan, autoPlanName(h, w));
     const ev: PlanEvent = { model, shape: [h, w], planKey, planMs, guard, tiles: planned.plan.summary.tiles, label: planned.choice.label };

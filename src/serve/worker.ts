@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import type { ObjectStore } from '../store/object-store.ts';
 import { CountingStore } from '../store/counting-store.ts';
 import type { Tensor } from '../runtime/ort.ts';
@@ -9,51 +8,15 @@ import type { TileRegion } from '../tiling/geometry.ts';
 import type { GroupStage, MasterStage, Stage } from '../plan/schema.ts';
 import { runTile } from '../exec/tile.ts';
 import type { Exchange, Notifier } from '../exchange/exchange.ts';
-import { exchangeTrafficSchema, storeExchangeBackend, type ExchangeBackend } from '../exchange/backend.ts';
+import { storeExchangeBackend, type ExchangeBackend } from '../exchange/backend.ts';
 import { ExchangeError } from '../exchange/errors.ts';
 import type { ArtifactCache } from './artifacts.ts';
-import { itemDtype, itemFloats, readerItems, readerRuns, tileKey, tileSource, workerReader, type Bundle, type Item, type Part, type RegionRead, type Routes } from './bundles.ts';
+import { itemDtype, itemFloats, readerItems, readerRuns, tileKey, tileSource, workerReader, type Bundle, type Item, type Part, type RegionRead, type Routes } from '../plan/bundles.ts';
 import { requestKeys } from './keys.ts';
 import { decodeSegment, decodeTensor, encodeBundle, encodeTensor } from './tile-codec.ts';
 import { ServeError, TileFormatError } from './errors.ts';
-import { inSpan, inStoreSpan, storeDelta, TRACEPARENT_RE } from './trace.ts';
-
-const requestId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
-
-/** What the handler, master and workers agree on for one request. */
-export const requestContextSchema = z.object({
-  requestId,
-  planKey: z.string().min(1),
-  /** Worker instances that may run at once: decides which chains the plan runs as (chainsFor). */
-  maxWorkers: z.number().int().positive(),
-  batch: z.number().int().positive(),
-  /** Epoch ms after which every wait gives up. */
-  deadline: z.number().int().positive(),
-  /** W3C trace context of the invocation's parent span (src/serve/trace.ts). */
-  traceparent: z.string().regex(TRACEPARENT_RE, 'a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)').optional(),
-  tracestate: z.string().max(512).optional(),
-}).strict();
-
-export const workerTaskSchema = requestContextSchema.extend({
-  chain: z.number().int().nonnegative(),
-  worker: z.number().int().nonnegative(),
-}).strict();
-export type WorkerTask = z.infer<typeof workerTaskSchema>;
-
-export const workerReportSchema = z.object({
-  chain: z.number().int(),
-  worker: z.number().int(),
-  /** load: plan and sessions; compute: ORT and reductions; exchange: reading and writing; wait: blocked on a neighbour. */
-  ms: z.object({ load: z.number(), compute: z.number(), exchange: z.number(), wait: z.number(), total: z.number() }).strict(),
-  sessionsLoaded: z.number().int(),
-  bytesRead: z.number(),
-  bytesWritten: z.number(),
-  storeRequests: z.number().int(),
-  storeRetries: z.number().int().nonnegative(),
-  /** Traffic through an exchange that is not the object store (Redis); absent otherwise. */
-  exchange: exchangeTrafficSchema.optional(),
-}).strict();
-export type WorkerReport = z.infer<typeof workerReportSchema>;
+import { inSpan, inStoreSpan, storeDelta } from './trace.ts';
+import type { WorkerReport, WorkerTask } from './protocol.ts';
 
 const relative = (r: TileRegion, origin: TileRegion): TileRegion => ({ y0: r.y0 - origin.y0, y1: r.y1 - origin.y0, x0: r.x0 - origin.x0, x1: r.x1 - origin.x0 });
 const sameRegion = (a: TileRegion, b: TileRegion) => a.y0 === b.y0 && a.y1 === b.y1 && a.x0 === b.x0 && a.x1 === b.x1;

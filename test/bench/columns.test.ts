@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { estimateCost } from '../../src/serve/cost.ts';
+import { estimateCost } from '../../src/billing/pricing.ts';
 import {
   monoComputeUnits, multiTenantSaving, reservedCuPerSecond, summarizeConfig, table1OfRequest,
   type ConfigInfo, type RequestCost, type Sample, type StageCost,

@@ -12,7 +12,7 @@ import { parsePlan } from '../../src/planner/materialize.ts';
 import { makeStore } from '../../src/serve/deps.ts';
 import { publishPlanToRegistry, upsertRegistry, registryEntry } from '../../src/serve/publish.ts';
 import { readRegistry, REGISTRY_KEY, type Registry } from '../../src/serve/registry.ts';
-import { publishModel } from '../../src/serve/stack.ts';
+import { publishModel } from '../../src/compose/stack.ts';
 import { MemoryStore } from '../../src/store/memory-store.ts';
 
 const execFileP = promisify(execFile);

@@ -5,7 +5,8 @@ import { Admission, REQUEST_TIMEOUT_HEADER, requestDeadline } from '../../src/ht
 import { HttpError } from '../../src/http/errors.ts';
 import { type FcHttpEvent, type FcHttpResult, resultBody } from '../../src/http/fc-event.ts';
 import { type Gateway, startGateway } from '../../src/http/gateway.ts';
-import { type InferOptions, type InferenceBackend, type ModelEntry, route } from '../../src/http/routes.ts';
+import { route } from '../../src/http/routes.ts';
+import type { InferOptions, InferenceBackend, ModelEntry } from '../../src/serve/model-entry.ts';
 import type { FloatTensor } from '../../src/runtime/ort.ts';
 import { predictedMs } from '../../src/serve/backend.ts';
 import type { Plan } from '../../src/plan/schema.ts';

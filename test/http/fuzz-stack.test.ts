@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config.ts';
-import { startLocalStack, type LocalStack } from '../../src/serve/stack.ts';
+import { startLocalStack, type LocalStack } from '../../src/compose/stack.ts';
 import { decodeInferResponse, encodeInferRequest } from '../../src/http/oip.ts';
 import { compareTensors, randomTensor } from '../../src/tensor/random.ts';
 import { monolithic } from '../../src/exec/verify.ts';

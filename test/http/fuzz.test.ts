@@ -10,8 +10,9 @@ import sharp from 'sharp';
 import { ApiKeys } from '../../src/http/access.ts';
 import { Admission } from '../../src/http/admission.ts';
 import { type Gateway, startGateway } from '../../src/http/gateway.ts';
-import { preprocessingSchema } from '../../src/http/image.ts';
-import { type InferenceBackend, type ModelEntry, route } from '../../src/http/routes.ts';
+import { preprocessingSchema } from '../../src/serve/model-entry.ts';
+import { route } from '../../src/http/routes.ts';
+import type { InferenceBackend, ModelEntry } from '../../src/serve/model-entry.ts';
 import { runFuzz } from './fuzz-corpus.ts';
 
 const KEY = 'fuzz-key-0123456789abcdef';

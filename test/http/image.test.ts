@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { HttpError } from '../../src/http/errors.ts';
-import { IMAGENET_MEAN, IMAGENET_PREPROCESSING, IMAGENET_STD, normalizeHwcToChw, preprocessImage, preprocessingSchema, resizePlan } from '../../src/http/image.ts';
+import { normalizeHwcToChw, preprocessImage, resizePlan } from '../../src/http/image.ts';
+import { IMAGENET_MEAN, IMAGENET_PREPROCESSING, IMAGENET_STD, preprocessingSchema } from '../../src/serve/model-entry.ts';
 
 const solid = (w: number, h: number, rgb: [number, number, number], alpha?: number) =>
   sharp({ create: { width: w, height: h, channels: alpha === undefined ? 3 : 4, background: { r: rgb[0], g: rgb[1], b: rgb[2], alpha: alpha ?? 1 } } });

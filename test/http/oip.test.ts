@@ -12,9 +12,8 @@ import {
   topK,
   inputTensor,
   tensorOutput,
-  OIP_TO_DTYPE,
-  type TensorDatatype,
 } from '../../src/http/oip.ts';
+import { OIP_TO_DTYPE, type TensorDatatype } from '../../src/serve/model-entry.ts';
 import { bfloat16ToFloat, dtypeOf, floatToBfloat16, floatToHalf, halfToFloat, makeTensor, type TensorData } from '../../src/tensor/dtype.ts';
 
 const json = (obj: unknown) => Buffer.from(JSON.stringify(obj));

@@ -9,9 +9,10 @@ import sharp from 'sharp';
 import { unavailable } from '../../src/http/errors.ts';
 import { type FcHttpEvent, type FcHttpResult, resultBody } from '../../src/http/fc-event.ts';
 import { startGateway, type Gateway } from '../../src/http/gateway.ts';
-import { preprocessingSchema } from '../../src/http/image.ts';
+import { preprocessingSchema } from '../../src/serve/model-entry.ts';
 import { INFERENCE_HEADER_CONTENT_LENGTH, decodeInferResponse, encodeInferRequest } from '../../src/http/oip.ts';
-import { type InferenceBackend, type ModelEntry, route } from '../../src/http/routes.ts';
+import { route } from '../../src/http/routes.ts';
+import type { InferenceBackend, ModelEntry } from '../../src/serve/model-entry.ts';
 import type { FloatTensor } from '../../src/runtime/ort.ts';
 
 const CLASSES = 10;

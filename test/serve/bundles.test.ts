@@ -5,7 +5,7 @@ import { buildModel } from '../../src/models/index.ts';
 import { planModel } from '../../src/planner/plan.ts';
 import { parsePlan } from '../../src/planner/materialize.ts';
 import { chainsFor } from '../../src/planner/chains.ts';
-import { bundleBytes, bundleReadBytes, bundleReads, buildRoutes, exchangeBytes, HANDLER, INPUT, MASTER, readerItems, readerRuns, tileKey, workerReader, type Routes } from '../../src/serve/bundles.ts';
+import { bundleBytes, bundleReadBytes, bundleReads, buildRoutes, exchangeBytes, HANDLER, INPUT, MASTER, readerItems, readerRuns, tileKey, workerReader, type Routes } from '../../src/plan/bundles.ts';
 import { bundleBody, SegmentReader } from '../../src/serve/worker.ts';
 import { requestKeys } from '../../src/serve/keys.ts';
 import { MemoryStore } from '../../src/store/memory-store.ts';

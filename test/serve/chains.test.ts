@@ -9,7 +9,7 @@ import { GraphBuilder, mulberry32 } from '../../src/onnx/builder.ts';
 import { cutCandidates, planModel, type CutSpec, type Grid } from '../../src/planner/plan.ts';
 import { GridTooLargeError } from '../../src/planner/errors.ts';
 import { chainsFor, coScheduled, formChains } from '../../src/planner/chains.ts';
-import { buildRoutes, INPUT } from '../../src/serve/bundles.ts';
+import { buildRoutes, INPUT } from '../../src/plan/bundles.ts';
 import { bundleBody, runWorkerTask } from '../../src/serve/worker.ts';
 import { requestKeys } from '../../src/serve/keys.ts';
 import { monolithic } from '../../src/exec/verify.ts';

@@ -7,7 +7,7 @@ import type { Plan } from '../../src/plan/schema.ts';
 import { compareTensors, randomTensor } from '../../src/tensor/random.ts';
 import { dtypeOf, floatToHalf, type DType, type Tensor } from '../../src/tensor/dtype.ts';
 import { executePlan } from '../../src/exec/in-process.ts';
-import { buildRoutes } from '../../src/serve/bundles.ts';
+import { buildRoutes } from '../../src/plan/bundles.ts';
 import { InProcessStack } from '../helpers/in-process.ts';
 import { runOrtTyped } from '../helpers/ort.ts';
 

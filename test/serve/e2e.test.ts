@@ -5,13 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { loadConfig } from '../../src/config.ts';
-import { startLocalStack, type LocalStack } from '../../src/serve/stack.ts';
+import { startLocalStack, type LocalStack } from '../../src/compose/stack.ts';
 import { decodeInferResponse, encodeInferRequest } from '../../src/http/oip.ts';
 import { randomTensor, compareTensors } from '../../src/tensor/random.ts';
 import { monolithic } from '../../src/exec/verify.ts';
 import { ensureModel } from '../../src/models/index.ts';
 import { requestCostSchema } from '../../src/serve/cost-report.ts';
-import { buildRoutes } from '../../src/serve/bundles.ts';
+import { buildRoutes } from '../../src/plan/bundles.ts';
 import { chainsFor } from '../../src/planner/chains.ts';
 
 // End to end over HTTP on the local stack: gateway -> handler process -> master process ->

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildModel } from '../../src/models/index.ts';
 import { planModel } from '../../src/planner/plan.ts';
-import { buildRoutes, exchangeBytes, readerRuns, tileSource, workerReader } from '../../src/serve/bundles.ts';
+import { buildRoutes, exchangeBytes, readerRuns, tileSource, workerReader } from '../../src/plan/bundles.ts';
 import { chainsFor } from '../../src/planner/chains.ts';
 import { decodeSegment, decodeTensor, encodeBundle, encodeTensor } from '../../src/serve/tile-codec.ts';
 import { asFloat32 } from '../../src/runtime/ort.ts';
@@ -10,7 +10,7 @@ import { TileFormatError } from '../../src/serve/errors.ts';
 import { WaitClock } from '../../src/exchange/exchange.ts';
 import { randomTensor } from '../../src/tensor/random.ts';
 import { cropRegion } from '../../src/tensor/nchw.ts';
-import { estimateCost, FC_PRICING } from '../../src/serve/cost.ts';
+import { estimateCost, FC_PRICING } from '../../src/billing/pricing.ts';
 import { loadConfig, ConfigError } from '../../src/config.ts';
 import type { TileRegion } from '../../src/tiling/geometry.ts';
 

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config.ts';
-import { startLocalStack, type LocalStack } from '../../src/serve/stack.ts';
+import { startLocalStack, type LocalStack } from '../../src/compose/stack.ts';
 import { decodeInferResponse } from '../../src/http/oip.ts';
 import { renderTextPage } from '../../src/bench/pages.ts';
 import { uncoveredLines } from '../../src/bench/ocr.ts';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config.ts';
 import { envFromArgs } from '../../src/cli/config-args.ts';
-import { startLocalStack, type LocalStack } from '../../src/serve/stack.ts';
+import { startLocalStack, type LocalStack } from '../../src/compose/stack.ts';
 import { decodeInferResponse, encodeInferRequest } from '../../src/http/oip.ts';
 import { randomTensor, compareTensors } from '../../src/tensor/random.ts';
 import { ensureModel } from '../../src/models/index.ts';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../src/config.ts';
-import { startLocalStack, type LocalStack } from '../../src/serve/stack.ts';
+import { startLocalStack, type LocalStack } from '../../src/compose/stack.ts';
 import { startGateway, type Gateway } from '../../src/http/gateway.ts';
 import { fcHttpResultSchema, stringifyWithBody } from '../../src/http/fc-event.ts';
 import { encodeInferRequest } from '../../src/http/oip.ts';

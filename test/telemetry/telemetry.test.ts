@@ -8,7 +8,7 @@ import { makeLogger } from '../../src/telemetry/log.ts';
 import { costOfResponse, inferModelOf, ServeMetrics } from '../../src/telemetry/metrics.ts';
 import { TelemetryError } from '../../src/telemetry/errors.ts';
 import { inSpan, traceFields } from '../../src/serve/trace.ts';
-import { workerTaskSchema } from '../../src/serve/worker.ts';
+import { workerTaskSchema } from '../../src/serve/protocol.ts';
 
 describe('telemetry configuration', () => {
   it('reads the standard OTLP variables and hands them to function processes', () => {

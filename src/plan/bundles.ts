@@ -1,4 +1,4 @@
-import type { Chain, GroupStage, MasterStage, Plan, Stage } from '../plan/schema.ts';
+import type { Chain, GroupStage, MasterStage, Plan, Stage } from './schema.ts';
 import type { TileRegion } from '../tiling/geometry.ts';
 import { ELEMENT_BYTES, type DType } from '../tensor/dtype.ts';
 

@@ -1,3 +1,8 @@
+/**
+ * Billing: what FC charges for a set of invocations, at its published pay-as-you-go prices. Pure,
+ * below serve, so that the cost model and the planner price plans with the same rule the handler
+ * bills requests with.
+ */
 import { z } from 'zod';
 
 /** FC 3.0 pay-as-you-go compute units (../shared/docs/function-compute.md). */
