@@ -13,7 +13,7 @@ import { startLocalStack, withEmulatorDefaults, type LocalStack } from '../src/c
 import { ensureModel } from '../src/models/index.ts';
 import { parseGrid, planModel } from '../src/planner/plan.ts';
 import { exchangeBytes } from '../src/plan/bundles.ts';
-import { encodeInferRequest } from '../src/http/oip.ts';
+import { encodeInferRequest } from '../src/http/oip-client.ts';
 import { createSession } from '../src/runtime/ort.ts';
 import { randomTensor } from '../src/tensor/random.ts';
 import { runCli, UsageError } from '../src/cli/common.ts';

@@ -13,7 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { runCli } from '../src/cli/common.ts';
 import { loadConfig } from '../src/config.ts';
 import { startLocalStack } from '../src/compose/stack.ts';
-import { decodeInferResponse } from '../src/http/oip.ts';
+import { decodeInferResponse } from '../src/http/oip-client.ts';
 import { renderTextPage } from '../src/bench/pages.ts';
 import { uncoveredLines } from '../src/bench/ocr.ts';
 import { detInput, ppocrDetModelPath } from '../src/vision/ppocr.ts';

@@ -12,7 +12,7 @@ import { loadConfig } from '../src/config.ts';
 import { startLocalStack, withEmulatorDefaults } from '../src/compose/stack.ts';
 import { parseFaultSpec } from '../src/emulators/oss-faults.ts';
 import { ensureModel } from '../src/models/index.ts';
-import { decodeInferResponse, encodeInferRequest } from '../src/http/oip.ts';
+import { decodeInferResponse, encodeInferRequest } from '../src/http/oip-client.ts';
 import { createSession } from '../src/runtime/ort.ts';
 import { compareTensors, randomTensor } from '../src/tensor/random.ts';
 import { runCli, UsageError } from '../src/cli/common.ts';

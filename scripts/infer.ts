@@ -3,7 +3,7 @@
 // writes the page with them drawn (default <image>.boxes.png).
 
 import { parseArgs } from 'node:util';
-import { decodeInferResponse, encodeInferRequest } from '../src/http/oip.ts';
+import { decodeInferResponse, encodeInferRequest } from '../src/http/oip-client.ts';
 import { randomTensor } from '../src/tensor/random.ts';
 import { runCli, UsageError, readInput } from '../src/cli/common.ts';
 import sharp from 'sharp';

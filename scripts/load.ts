@@ -23,7 +23,7 @@ import { startLocalStack, withEmulatorDefaults, type LocalStack } from '../src/c
 import { runCli, UsageError } from '../src/cli/common.ts';
 import { startKiller } from '../src/bench/chaos.ts';
 import { envFromArgs } from '../src/cli/config-args.ts';
-import { decodeInferResponse, encodeInferRequest } from '../src/http/oip.ts';
+import { decodeInferResponse, encodeInferRequest } from '../src/http/oip-client.ts';
 import { compareTensors, randomTensor } from '../src/tensor/random.ts';
 import { monolithic } from '../src/exec/verify.ts';
 import type { FloatTensor } from '../src/runtime/ort.ts';

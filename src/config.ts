@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { functionResourcesSchema } from './billing/pricing.ts';
+import { describeIssues } from './zod-issues.ts';
 
 /**
  * The one configuration of the stack, from environment variables (and CLI flags mapped onto
@@ -218,14 +219,19 @@ function modelSettings(raw: string, modelPath: string | undefined, repo: string 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const r = envSchema.safeParse(env);
   if (!r.success) {
-    const msg = r.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`).join('; ');
-    throw new ConfigError(`invalid configuration: ${msg}`);
+    throw new ConfigError(`invalid configuration: ${describeIssues(r.error.issues, { root: '(env)' })}`);
   }
   const e = r.data as Record<string, never> & z.infer<typeof envSchema>;
   const fn = (prefix: string): FunctionConfig => {
     const f = { name: e[`${prefix}_FUNCTION`] as string, maxInstances: e[`${prefix}_MAX_INSTANCES`] as number, vcpu: e[`${prefix}_VCPU`] as number, memoryMb: e[`${prefix}_MEMORY_MB`] as number };
     const res = functionResourcesSchema.safeParse({ vcpu: f.vcpu, memoryMb: f.memoryMb });
-    if (!res.success) throw new ConfigError(`invalid configuration: ${prefix}_VCPU=${f.vcpu} / ${prefix}_MEMORY_MB=${f.memoryMb}: ${res.error.issues[0].message}`);
+    if (!res.success) {
+      // Name the variables, not the schema's fields: `WORKER_VCPU=20: Too big ...`; the vCPU : memory
+      // ratio (a whole-object issue) names both.
+      const vars: Record<string, string> = { vcpu: `${prefix}_VCPU=${f.vcpu}`, memoryMb: `${prefix}_MEMORY_MB=${f.memoryMb}` };
+      const issues = res.error.issues.map((i) => ({ message: i.message, path: i.path.map((p) => vars[String(p)] ?? p) }));
+      throw new ConfigError(`invalid configuration: ${describeIssues(issues, { root: `${vars.vcpu} / ${vars.memoryMb}` })}`);
+    }
     return f;
   };
   const region = e.ALIBABA_REGION ?? e.FC_REGION;

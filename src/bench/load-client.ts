@@ -3,7 +3,8 @@
  * in-process for bodies over the HTTP limit), sent with a bounded number in flight, and the
  * warm-up that starts instances and loads sessions before the measured requests.
  */
-import { decodeInferResponse, encodeInferRequest, type EncodedBody } from '../http/oip.ts';
+import type { EncodedBody } from '../http/oip.ts';
+import { decodeInferResponse, encodeInferRequest } from '../http/oip-client.ts';
 import type { DistributedBackend } from '../serve/backend.ts';
 import { modelEntries } from '../serve/registry.ts';
 import { randomTensor } from '../tensor/random.ts';

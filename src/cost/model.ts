@@ -106,7 +106,7 @@ export interface PredictOptions {
   requestsPerHour?: number;
 }
 
-export interface GroupPrediction {
+export interface StagePrediction {
   id: number;
   tiles: number;
   latencyMs: number;
@@ -125,7 +125,7 @@ export interface Prediction {
   /** Bytes written and read per request, wherever they go (object store, or Redis for the exchange). */
   storeBytes: number;
   billed: CostEstimate;
-  groups: GroupPrediction[];
+  groups: StagePrediction[];
   /** Redis commands (exchange `redis`): puts and blocking reads. */
   redisOps: number;
   /**
@@ -210,7 +210,7 @@ export interface GroupWork { id: number; tiles: TileWork[]; residentWeightBytes:
  * session load when the instance lacks it, expected cold start), scheduled on `concurrency`
  * instances. All byte and FLOP figures are at the request's batch size.
  */
-export function predictGroup(g: GroupWork, o: PredictOptions): GroupPrediction & { billedMs: number[] } {
+export function predictGroup(g: GroupWork, o: PredictOptions): StagePrediction & { billedMs: number[] } {
   const p = o.profile;
   const lanes = Math.max(1, Math.min(o.concurrency, g.tiles.length));
   const speed = workerSpeed(p, o.vcpu, lanes);
@@ -270,7 +270,7 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
   const xTransfer = (bytes: number) => (bytes / MB / x.mbps) * 1000;
   const channels = (t: string) => { const q = routes.producers.get(t)!; return q.kind === 'input' ? plan.input.shape[1] : byId.get(q.stage)!.outputs[q.outputIndex].shape![1]; };
   const wholeBytes = (t: string) => { const q = routes.producers.get(t)!; const sh = byId.get(q.stage)?.outputs[q.outputIndex].shape ?? []; return sh.slice(1).reduce((a, b) => a + b, 1) * 4 * o.batch; };
-  const groups: GroupPrediction[] = [];
+  const groups: StagePrediction[] = [];
   const billed: BilledInvocation[] = [];
   let storeRequests = 0;
   let storeBytes = 0;

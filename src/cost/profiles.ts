@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { costProfileSchema, predictPlan, type CostProfile, type Prediction, type PredictOptions } from './model.ts';
+import { describeIssues } from '../zod-issues.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -82,7 +83,7 @@ export function resolveProfile(file: ProfileFile, scenario: Scenario, where = fi
     if (v !== undefined) out[k] = pick(v, k, scenario);
   }
   const r = costProfileSchema.safeParse(out);
-  if (!r.success) throw new ProfileError(`cost profile ${where} (${scenario}) is invalid: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!r.success) throw new ProfileError(`cost profile ${where} (${scenario}) is invalid: ${describeIssues(r.error.issues)}`);
   return r.data;
 }
 
@@ -96,7 +97,7 @@ function readProfileFile(nameOrPath: string): { file: ProfileFile; path: string 
     throw new ProfileError(`cost profile ${path} is not JSON: ${(e as Error).message}`);
   }
   const r = profileFileSchema.safeParse(json);
-  if (!r.success) throw new ProfileError(`cost profile ${path} is invalid: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!r.success) throw new ProfileError(`cost profile ${path} is invalid: ${describeIssues(r.error.issues)}`);
   return { file: r.data, path };
 }
 

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import type { InvokeResult } from '../invoke/invoker.ts';
+import { describeIssues } from '../zod-issues.ts';
 import type { ProcessPoolInvoker } from '../invoke/process-pool.ts';
 
 /** Fractions of invocations that get each fault. */
@@ -34,7 +35,7 @@ export const fcFaultsSpecSchema = z.string().transform((spec, ctx) => {
 /** Parse FC_EMULATOR_FAULTS; the error names the variable and what was wrong. */
 export function parseFcFaults(spec: string | undefined, what = 'FC_EMULATOR_FAULTS'): FcFaults {
   const r = fcFaultsSpecSchema.safeParse(spec ?? '');
-  if (!r.success) throw new TypeError(`${what}=${JSON.stringify(spec)}: ${r.error.issues.map((i) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`).join('; ')}`);
+  if (!r.success) throw new TypeError(`${what}=${JSON.stringify(spec)}: ${describeIssues(r.error.issues, { root: '(spec)' })}`);
   return r.data;
 }
 

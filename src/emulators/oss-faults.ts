@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { OssHttpError, type OssOperation } from './oss-protocol.ts';
+import { describeIssues } from '../zod-issues.ts';
 
 const rate = z.number().min(0).max(1);
 
@@ -52,7 +53,7 @@ export function parseFaultSpec(text: string): FaultSpec {
   }
   const r = faultSpecSchema.safeParse(fields);
   if (!r.success) {
-    throw new FaultSpecError(`OSS_EMULATOR_FAULTS ${JSON.stringify(text)}: ${r.error.issues.map((i) => `${i.path.join('.') || '(spec)'}: ${i.message}`).join('; ')} (known: error, truncate, corrupt, slow, reset as fractions 0..1; slowMs; seed)`);
+    throw new FaultSpecError(`OSS_EMULATOR_FAULTS ${JSON.stringify(text)}: ${describeIssues(r.error.issues, { root: '(spec)' })} (known: error, truncate, corrupt, slow, reset as fractions 0..1; slowMs; seed)`);
   }
   return r.data;
 }

@@ -4,7 +4,7 @@ import { cropRegion, pasteRegion, zerosOf } from '../tensor/nchw.ts';
 import { dtypeOf } from '../tensor/dtype.ts';
 import { runTile } from './tile.ts';
 
-export interface StageTiming { id: number; kind: 'group' | 'master'; ms: number; tiles?: number }
+export interface LocalStageTiming { id: number; kind: 'group' | 'master'; ms: number; tiles?: number }
 
 /**
  * Executes a plan in one process, tile by tile: split each group's inputs, run every tile's
@@ -13,9 +13,9 @@ export interface StageTiming { id: number; kind: 'group' | 'master'; ms: number;
  */
 export async function executePlan(
   plan: Plan, subModels: Map<number, Uint8Array>, input: Tensor, opts: SessionOptions = {},
-): Promise<{ outputs: Record<string, Tensor>; timings: StageTiming[] }> {
+): Promise<{ outputs: Record<string, Tensor>; timings: LocalStageTiming[] }> {
   const tensors = new Map<string, Tensor>([[plan.input.name, input]]);
-  const timings: StageTiming[] = [];
+  const timings: LocalStageTiming[] = [];
   const batch = input.dims[0];
   for (const stage of plan.stages) {
     const t0 = performance.now();

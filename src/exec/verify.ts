@@ -1,7 +1,7 @@
 import type { Plan } from '../plan/schema.ts';
 import { createSession, type SessionOptions, type Tensor } from '../runtime/ort.ts';
 import { compareTensors, randomTensor } from '../tensor/random.ts';
-import { executePlan, type StageTiming } from './in-process.ts';
+import { executePlan, type LocalStageTiming } from './in-process.ts';
 import { fromFloat32, type DType } from '../tensor/dtype.ts';
 import { AttrType, DataType, decodeModel, encodeModel } from '../onnx/model-io.ts';
 import { buildGraph } from '../graph/ir.ts';
@@ -17,7 +17,7 @@ export interface VerifyResult {
   redundancy: number;
   monolithicMs: number;
   partitionedMs: number;
-  timings: StageTiming[];
+  timings: LocalStageTiming[];
 }
 
 /** Tolerance of the equality check: float rounding, scaled to the output's magnitude. */

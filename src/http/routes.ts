@@ -25,15 +25,10 @@ import { preprocessImage } from './image.ts';
 import type { InferenceBackend, ModelEntry } from '../serve/model-entry.ts';
 import { detectionInput, detectionResponse, toBgr, wantsProbabilityMap } from './text-detection.ts';
 import { segmentationMask } from './segmentation.ts';
-import {
-  type ResponseOutput,
-  classificationOutput,
-  elementCount,
-  encodeInferResponse,
-  modelMetadata,
-  parseInferRequest,
-  topK,
-} from './oip.ts';
+import { type ResponseOutput, elementCount, modelMetadata } from './oip.ts';
+import { parseInferRequest } from './oip-request.ts';
+import { encodeInferResponse } from './oip-response.ts';
+import { classificationOutput, topK } from './oip-classification.ts';
 
 export interface RouteDeps {
   models: Map<string, ModelEntry>;

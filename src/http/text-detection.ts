@@ -13,7 +13,8 @@ import { textBoxes } from '../vision/db.ts';
 import { badRequest, HttpError, payloadTooLarge, unsupportedMediaType } from './errors.ts';
 import { mediaType, type FcHttpEvent } from './fc-event.ts';
 import { ACCEPTED_IMAGE_TYPES } from './image.ts';
-import { encodeInferResponse, type ResponseOutput } from './oip.ts';
+import type { ResponseOutput } from './oip.ts';
+import { encodeInferResponse } from './oip-response.ts';
 import type { TextDetection } from '../serve/model-entry.ts';
 
 

@@ -1,12 +1,11 @@
-import type { Chain, GroupStage, MasterStage, Plan, Stage } from './schema.ts';
-import type { TileRegion } from '../tiling/geometry.ts';
+import type { Chain, GroupStage, MasterStage, Plan, Region, Stage } from './schema.ts';
 import { ELEMENT_BYTES, type DType } from '../tensor/dtype.ts';
 
 /**
  * The exchange between invocations, derived from the plan and its chains (pure: no I/O).
  *
  * Every producer writes at most one object per request and stage, a *bundle*: the halo strips
- * (pieces) and reduction partials its readers need from it, each byte stored once. Pieces are
+ * and reduction partials its readers need from it, each byte stored once. Strips are
  * cut at every reader's region boundaries into blocks, and a block read by several readers (the
  * input's halo overlaps, a corner three neighbours need, a partial every runner combines) is
  * written once; blocks are ordered so that each reader's form few contiguous runs, and a reader
@@ -18,7 +17,7 @@ import { ELEMENT_BYTES, type DType } from '../tensor/dtype.ts';
  * Sources: the request input (written by the handler), a group tile, or a master stage.
  */
 export type Item =
-  | { kind: 'piece'; tensor: string; region: TileRegion; channels: number; dtype: DType }
+  | { kind: 'strip'; tensor: string; region: Region; channels: number; dtype: DType }
   /** Partial of reduction `index` of reduce stage `stage` over the producer's own cell (float32). */
   | { kind: 'partial'; stage: number; index: number; channels: number };
 
@@ -33,9 +32,9 @@ export interface Bundle { source: string; segments: Segment[] }
  * Where one part of a read region comes from: this worker's own cell, or an item of a bundle
  * (`item` indexes the reader's view of it, readerItems).
  */
-export type Part = { region: TileRegion } & ({ self: true } | { self: false; source: string; item: number });
+export type Part = { region: Region } & ({ self: true } | { self: false; source: string; item: number });
 
-export interface RegionRead { tensor: string; region: TileRegion; parts: Part[] }
+export interface RegionRead { tensor: string; region: Region; parts: Part[] }
 
 export interface Producer { stage: number; outputIndex: number; kind: 'input' | 'master' | 'group' }
 
@@ -68,14 +67,14 @@ export const tileSource = (stage: number, tile: number) => `s${stage}t${tile}`;
 export const masterSource = (stage: number) => `s${stage}m`;
 export const tileKey = (stage: number, tile: number) => `${stage}:${tile}`;
 
-export function intersect(a: TileRegion, b: TileRegion): TileRegion | undefined {
+export function intersect(a: Region, b: Region): Region | undefined {
   const r = { y0: Math.max(a.y0, b.y0), y1: Math.min(a.y1, b.y1), x0: Math.max(a.x0, b.x0), x1: Math.min(a.x1, b.x1) };
   return r.y0 < r.y1 && r.x0 < r.x1 ? r : undefined;
 }
 
-const area = (r: TileRegion) => (r.y1 - r.y0) * (r.x1 - r.x0);
-export const itemFloats = (it: Item) => (it.kind === 'piece' ? it.channels * area(it.region) : it.channels);
-export const itemDtype = (it: Item): DType => (it.kind === 'piece' ? it.dtype : 'float32');
+const area = (r: Region) => (r.y1 - r.y0) * (r.x1 - r.x0);
+export const itemFloats = (it: Item) => (it.kind === 'strip' ? it.channels * area(it.region) : it.channels);
+export const itemDtype = (it: Item): DType => (it.kind === 'strip' ? it.dtype : 'float32');
 export const itemBytes = (it: Item) => itemFloats(it) * ELEMENT_BYTES[itemDtype(it)];
 
 export function buildRoutes(plan: Plan, chains: Chain[] = plan.chains): Routes {
@@ -121,12 +120,12 @@ export function buildRoutes(plan: Plan, chains: Chain[] = plan.chains): Routes {
   };
 
   /** Parts of `region` of `tensor` for `reader` (a worker of `chain` at `worker`, or master/handler). */
-  const partsOf = (tensor: string, region: TileRegion, reader: string, chain?: Chain, worker?: number): Part[] => {
+  const partsOf = (tensor: string, region: Region, reader: string, chain?: Chain, worker?: number): Part[] => {
     const p = producers.get(tensor)!;
-    const piece = (r: TileRegion): Item => ({ kind: 'piece', tensor, region: r, channels: channels.get(tensor)!, dtype: dtypes.get(tensor)! });
+    const strip = (r: Region): Item => ({ kind: 'strip', tensor, region: r, channels: channels.get(tensor)!, dtype: dtypes.get(tensor)! });
     if (p.kind !== 'group') {
       const source = p.kind === 'input' ? INPUT : masterSource(p.stage);
-      return [{ region, self: false, source, item: addItem(source, reader, piece(region)) }];
+      return [{ region, self: false, source, item: addItem(source, reader, strip(region)) }];
     }
     const g = byId.get(p.stage) as GroupStage;
     const parts: Part[] = [];
@@ -134,7 +133,7 @@ export function buildRoutes(plan: Plan, chains: Chain[] = plan.chains): Routes {
       const r = intersect(t.outputs[p.outputIndex].region, region);
       if (!r) continue;
       if (inChain(g.id, chain) && ownerOf(g.id, t.index) === worker) parts.push({ region: r, self: true });
-      else parts.push({ region: r, self: false, source: tileSource(g.id, t.index), item: addItem(tileSource(g.id, t.index), reader, piece(r)) });
+      else parts.push({ region: r, self: false, source: tileSource(g.id, t.index), item: addItem(tileSource(g.id, t.index), reader, strip(r)) });
     }
     return parts;
   };
@@ -211,7 +210,7 @@ export function buildRoutes(plan: Plan, chains: Chain[] = plan.chains): Routes {
       if (outside) wholeWrites.add(o.name);
     }
   }
-  const whole = (t: string): TileRegion => {
+  const whole = (t: string): Region => {
     const p = producers.get(t)!;
     const shape = p.kind === 'input' ? plan.input.shape : byId.get(p.stage)!.outputs[p.outputIndex].shape!;
     return { y0: 0, y1: shape[2], x0: 0, x1: shape[3] };
@@ -275,13 +274,13 @@ function inheritOwners(g: GroupStage, prev: GroupStage, prevOwners: number[], wo
   return out;
 }
 
-type Piece = Extract<Item, { kind: 'piece' }>;
+type Strip = Extract<Item, { kind: 'strip' }>;
 interface Want { reader: string; item: Item }
 interface Block { item: Item; readers: Set<string> }
 interface Layout { bundle: Bundle; parts(reader: string, want: number): Part[] }
 
-const contains = (outer: TileRegion, inner: TileRegion) => inner.y0 >= outer.y0 && inner.y1 <= outer.y1 && inner.x0 >= outer.x0 && inner.x1 <= outer.x1;
-const cuts = (rs: TileRegion[], lo: 'y0' | 'x0', hi: 'y1' | 'x1') => [...new Set(rs.flatMap((r) => [r[lo], r[hi]]))].sort((a, b) => a - b);
+const contains = (outer: Region, inner: Region) => inner.y0 >= outer.y0 && inner.y1 <= outer.y1 && inner.x0 >= outer.x0 && inner.x1 <= outer.x1;
+const cuts = (rs: Region[], lo: 'y0' | 'x0', hi: 'y1' | 'x1') => [...new Set(rs.flatMap((r) => [r[lo], r[hi]]))].sort((a, b) => a - b);
 
 /** Ranged reads a block order costs: for each reader, its maximal runs of consecutive blocks. */
 function runsOf(order: Block[]): number {
@@ -330,7 +329,7 @@ function layoutBundle(source: string, wants: Want[], alwaysShare: boolean): Layo
   const byTensor = new Map<string, Want[]>();
   const partials = new Map<string, Block>();
   for (const w of wants) {
-    if (w.item.kind === 'piece') {
+    if (w.item.kind === 'strip') {
       if (!byTensor.has(w.item.tensor)) byTensor.set(w.item.tensor, []);
       byTensor.get(w.item.tensor)!.push(w);
     } else {
@@ -341,7 +340,7 @@ function layoutBundle(source: string, wants: Want[], alwaysShare: boolean): Layo
   }
   const tensorBlocks = new Map<string, Block[]>();
   for (const [tensor, ws] of byTensor) {
-    const regions = ws.map((w) => (w.item as Piece).region);
+    const regions = ws.map((w) => (w.item as Strip).region);
     const ys = cuts(regions, 'y0', 'y1');
     const xs = cuts(regions, 'x0', 'x1');
     const own: Block[] = [];
@@ -351,7 +350,7 @@ function layoutBundle(source: string, wants: Want[], alwaysShare: boolean): Layo
       for (let j = 0; j + 1 < xs.length; j++) {
         const cell = { y0: ys[i], y1: ys[i + 1], x0: xs[j], x1: xs[j + 1] };
         const readers = new Set(ws.filter((w, k) => contains(regions[k], cell)).map((w) => w.reader));
-        if (readers.size) row.push({ item: { ...(ws[0].item as Piece), region: cell }, readers });
+        if (readers.size) row.push({ item: { ...(ws[0].item as Strip), region: cell }, readers });
       }
       if (!row.length) continue;
       if (reverse) row.reverse();
@@ -398,8 +397,8 @@ function layoutBundle(source: string, wants: Want[], alwaysShare: boolean): Layo
           return [{ region: { y0: 0, y1: 0, x0: 0, x1: 0 }, self: false, source, item: view.get(b)! }];
         }
         const region = w.item.region;
-        return tensorBlocks.get(w.item.tensor)!.filter((b) => b.readers.has(reader) && contains(region, (b.item as Piece).region))
-          .map((b) => ({ region: (b.item as Piece).region, self: false as const, source, item: view.get(b)! }));
+        return tensorBlocks.get(w.item.tensor)!.filter((b) => b.readers.has(reader) && contains(region, (b.item as Strip).region))
+          .map((b) => ({ region: (b.item as Strip).region, self: false as const, source, item: view.get(b)! }));
       },
     };
   }
@@ -414,7 +413,7 @@ function layoutBundle(source: string, wants: Want[], alwaysShare: boolean): Layo
   });
   return {
     bundle: { source, segments },
-    parts: (reader, want) => [{ region: wants[want].item.kind === 'piece' ? (wants[want].item as Piece).region : { y0: 0, y1: 0, x0: 0, x1: 0 }, self: false, source, item: index[want] }],
+    parts: (reader, want) => [{ region: wants[want].item.kind === 'strip' ? (wants[want].item as Strip).region : { y0: 0, y1: 0, x0: 0, x1: 0 }, self: false, source, item: index[want] }],
   };
 }
 

@@ -7,8 +7,9 @@ export const PLAN_VERSION = 2;
 const int = z.number().int();
 const nat = int.nonnegative();
 
-export const tileRegionSchema = z.object({ y0: int, y1: int, x0: int, x1: int }).strict();
-export type TileRegionJson = z.infer<typeof tileRegionSchema>;
+/** A rectangle on a feature map: rows `[y0, y1)`, columns `[x0, x1)`. */
+export const regionSchema = z.object({ y0: int, y1: int, x0: int, x1: int }).strict();
+export type Region = z.infer<typeof regionSchema>;
 
 /** `dtype`: the element type of a tensor crossing a stage boundary (absent means float32). */
 export const tensorInfoSchema = z.object({ name: z.string().min(1), shape: z.array(nat), dtype: dtypeSchema.optional() }).strict();
@@ -37,9 +38,9 @@ export const tileSchema = z.object({
   row: nat,
   col: nat,
   /** Regions of the group's spatial inputs this tile reads (halo included, clipped to the map). */
-  inputs: z.array(z.object({ tensor: z.string(), region: tileRegionSchema }).strict()),
+  inputs: z.array(z.object({ tensor: z.string(), region: regionSchema }).strict()),
   /** Where this tile's outputs land in each group output map. */
-  outputs: z.array(z.object({ tensor: z.string(), region: tileRegionSchema }).strict()),
+  outputs: z.array(z.object({ tensor: z.string(), region: regionSchema }).strict()),
   params: z.record(z.string(), z.tuple([int, int, int, int])),
   flops: z.number().nonnegative(),
   /** Largest input+output activation bytes of any one op in this tile (at the plan's batch size). */

@@ -73,7 +73,7 @@ interface Option { grid: Grid; latencyMs: number; cu: number; peakMb: number }
 
 /**
  * Chooses group boundaries and each group's grid by dynamic programming over the cut points
- * (articulation tensors) of every maximal tileable run: best[j] = min over i < j and grids g of
+ * (articulation tensors) of every maximal tileable span: best[j] = min over i < j and grids g of
  * best[i] + cost(nodes i..j as one group with grid g). A group's cost is the cost model's
  * prediction (latency, or compute units + lambda * latency for `cost`, with lambda searched so
  * the plan meets the SLO). Grids whose worker peak memory exceeds the limit are infeasible.
@@ -82,9 +82,9 @@ export function chooseAutoPlan(modelBytes: Uint8Array, inputShape: number[], o: 
   return mixedSearch(modelBytes, inputShape, o)(o.sloMs, o.objective === 'latency' ? 'latency' : 'cost');
 }
 
-/** chooseAutoPlan's segment tables, priced once; the returned search solves them for an SLO. */
+/** chooseAutoPlan's group-candidate tables, priced once; the returned search solves them for an SLO. */
 function mixedSearch(modelBytes: Uint8Array, inputShape: number[], o: AutoOptions): (sloMs: number | undefined, objective: 'latency' | 'cost') => MixedChoice {
-  const { graph, info, cls, runs } = analyzeModel(modelBytes, inputShape);
+  const { graph, info, cls, spans } = analyzeModel(modelBytes, inputShape);
   const scale = o.batch / inputShape[0];
   const predictOpts: PredictOptions = { profile: o.profile, vcpu: o.vcpu, memoryMb: o.workerMemoryMb, batch: o.batch, concurrency: Math.min(o.concurrency, o.maxWorkers ?? DEFAULT_MAX_WORKERS) };
   // No group wider than the worker function's instances: it would queue behind FC's quota.
@@ -94,7 +94,7 @@ function mixedSearch(modelBytes: Uint8Array, inputShape: number[], o: AutoOption
   const residentWeightBytes = [...tiled].reduce((a, w) => a + tensorByteSize(graph.constants.get(w)!), 0);
   let evaluated = 0;
 
-  const evalSegment = (nodes: IrNode[], gi: number): Option[] => {
+  const evalGroupCandidate = (nodes: IrNode[], spanOrdinal: number): Option[] => {
     const { inputs, outputs } = stageIO(graph, nodes);
     const spatialInputs = spatialInputsOf(inputs, nodes, cls);
     const out = info.shapes.get(outputs[outputs.length - 1])!;
@@ -113,9 +113,9 @@ function mixedSearch(modelBytes: Uint8Array, inputShape: number[], o: AutoOption
     for (const grid of grids.values()) {
       let tiles;
       try {
-        tiles = tileGroup({ nodes, ops: cls.local, spatialInputs, outputs }, info, grid, gi).tiles;
+        tiles = tileGroup({ nodes, ops: cls.local, spatialInputs, outputs }, info, grid, spanOrdinal).tiles;
       } catch {
-        continue; // e.g. a grid too fine for a layer in this segment
+        continue; // e.g. a grid too fine for a layer in this candidate
       }
       evaluated++;
       const work: TileWork[] = tiles.map((t) => ({
@@ -128,7 +128,7 @@ function mixedSearch(modelBytes: Uint8Array, inputShape: number[], o: AutoOption
         writeRequests: 4 * t.outputs.length,
         writeBytes: 1.15 * t.outputs.reduce((a, i) => a + (i.region.y1 - i.region.y0) * (i.region.x1 - i.region.x0) * chan(i.tensor) * 4 * o.batch, 0),
       }));
-      const g = predictGroup({ id: gi, tiles: work, residentWeightBytes, subModelBytes: weightBytes }, predictOpts);
+      const g = predictGroup({ id: spanOrdinal, tiles: work, residentWeightBytes, subModelBytes: weightBytes }, predictOpts);
       if (g.workerPeakMb > o.workerMemoryMb) continue;
       const cu = estimateCost(g.billedMs.map((ms) => ({ function: 'w', durationMs: ms })), { w: { vcpu: o.vcpu, memoryMb: o.workerMemoryMb } }).computeUnits;
       options.push({ grid, latencyMs: g.latencyMs, cu, peakMb: g.workerPeakMb });
@@ -136,22 +136,22 @@ function mixedSearch(modelBytes: Uint8Array, inputShape: number[], o: AutoOption
     return options;
   };
 
-  // Evaluate every segment of every run once; the DP (and the lambda search) reuse them.
-  const groupRuns = runs.filter((r) => r.kind === 'group');
-  const tables = groupRuns.map((run, ri) => {
+  // Evaluate every group candidate of every span once; the DP (and the lambda search) reuse them.
+  const groupSpans = spans.filter((r) => r.kind === 'group');
+  const tables = groupSpans.map((span, spanOrdinal) => {
     // Cut candidates: block inputs (fan-out) and changes of resolution; cutting inside a
     // conv-BN-ReLU chain never beats cutting at its ends.
-    const all = articulationPoints(run, cls);
+    const all = articulationPoints(span, cls);
     const hw = (t: string) => info.shapes.get(t)!.slice(2).join('x');
-    const points = all.filter((p, i) => p.fanOut > 1 || hw(p.tensor) !== hw((all[i + 1]?.tensor) ?? run.nodes[run.nodes.length - 1].outputs[0]));
-    const bounds = [-1, ...points.map((p) => p.after), run.nodes.length - 1];
-    const seg = new Map<string, Option[]>();
+    const points = all.filter((p, i) => p.fanOut > 1 || hw(p.tensor) !== hw((all[i + 1]?.tensor) ?? span.nodes[span.nodes.length - 1].outputs[0]));
+    const bounds = [-1, ...points.map((p) => p.after), span.nodes.length - 1];
+    const options = new Map<string, Option[]>();
     for (let i = 0; i < bounds.length - 1; i++) {
       for (let j = i + 1; j < bounds.length; j++) {
-        seg.set(`${i}:${j}`, evalSegment(run.nodes.slice(bounds[i] + 1, bounds[j] + 1), ri));
+        options.set(`${i}:${j}`, evalGroupCandidate(span.nodes.slice(bounds[i] + 1, bounds[j] + 1), spanOrdinal));
       }
     }
-    return { run, points, bounds, seg };
+    return { span, points, bounds, options };
   });
 
   const solve = (lambda: number, objective: 'latency' | 'cost') => {
@@ -166,14 +166,14 @@ function mixedSearch(modelBytes: Uint8Array, inputShape: number[], o: AutoOption
       for (let j = 1; j < n; j++) {
         for (let i = 0; i < j; i++) {
           if (best[i].score === Infinity) continue;
-          for (const opt of t.seg.get(`${i}:${j}`)!) {
+          for (const opt of t.options.get(`${i}:${j}`)!) {
             const score = best[i].score + (objective === 'latency' ? opt.latencyMs + 1e-6 * opt.cu : opt.cu + lambda * opt.latencyMs);
             if (score < best[j].score) best[j] = { score, from: i, opt };
           }
         }
       }
       if (best[n - 1].score === Infinity) {
-        throw new PlanSpecError(`no grid keeps every worker within ${o.workerMemoryMb} MB for the layers ${t.run.nodes[0].label} .. ${t.run.nodes[t.run.nodes.length - 1].label}; raise --worker-memory-mb`);
+        throw new PlanSpecError(`no grid keeps every worker within ${o.workerMemoryMb} MB for the layers ${t.span.nodes[0].label} .. ${t.span.nodes[t.span.nodes.length - 1].label}; raise --worker-memory-mb`);
       }
       const chain: { i: number; j: number; opt: Option }[] = [];
       for (let j = n - 1; j > 0; j = best[j].from) chain.unshift({ i: best[j].from, j, opt: best[j].opt! });
@@ -188,21 +188,21 @@ function mixedSearch(modelBytes: Uint8Array, inputShape: number[], o: AutoOption
   };
 
   return (sloMs, objective) => {
-    const run = (lambda: number) => solve(lambda, objective);
-    let chosen = run(0);
+    const solveAt = (lambda: number) => solve(lambda, objective);
+    let chosen = solveAt(0);
     if (objective === 'cost') {
       const slo = sloMs ?? Infinity;
       if (chosen.latency > slo) {
         // Raise the price of latency until the cheapest plan meets the SLO.
         let lo = 0;
         let hi = 1e-6;
-        while (run(hi).latency > slo && hi < 1e6) hi *= 4;
-        if (run(hi).latency > slo) throw new PlanSpecError(`no plan meets a latency of ${slo.toFixed(0)} ms: the fastest predicted is ${run(hi).latency.toFixed(0)} ms for the tiled part`);
+        while (solveAt(hi).latency > slo && hi < 1e6) hi *= 4;
+        if (solveAt(hi).latency > slo) throw new PlanSpecError(`no plan meets a latency of ${slo.toFixed(0)} ms: the fastest predicted is ${solveAt(hi).latency.toFixed(0)} ms for the tiled part`);
         for (let k = 0; k < 30; k++) {
           const mid = (lo + hi) / 2;
-          if (run(mid).latency > slo) lo = mid; else hi = mid;
+          if (solveAt(mid).latency > slo) lo = mid; else hi = mid;
         }
-        chosen = run(hi);
+        chosen = solveAt(hi);
       }
     }
     return { cuts: chosen.cuts, grids: chosen.grids, searchLatencyMs: chosen.latency, searchComputeUnits: chosen.cu, evaluated };
@@ -217,17 +217,17 @@ export function cutCostsFor(profile: CostProfile, vcpu: number): CutCosts {
 
 /**
  * Grids to try as one grid for the whole model: the GRID_STEPS rows shaped to the aspect of
- * the smallest map every plan must tile (a tileable run's own outputs, whatever its cuts),
+ * the smallest map every plan must tile (a tileable span's own outputs, whatever its cuts),
  * within `maxTiles`, each with a lower bound of its worker peak (weights, and the widest op's
  * activations spread evenly over the tiles: halos only add to it).
  */
 function uniformGrids(modelBytes: Uint8Array, inputShape: number[], o: AutoOptions, maxTiles: number): { grids: { grid: Grid; minPeakMb: number }[]; weightsPeakMb: number } {
-  const { graph, info, cls, runs } = analyzeModel(modelBytes, inputShape);
+  const { graph, info, cls, spans } = analyzeModel(modelBytes, inputShape);
   const scale = o.batch / inputShape[0];
   let [H, W] = [inputShape[2], inputShape[3]];
-  for (const run of runs) {
-    if (run.kind !== 'group') continue;
-    for (const t of stageIO(graph, run.nodes).outputs) {
+  for (const span of spans) {
+    if (span.kind !== 'group') continue;
+    for (const t of stageIO(graph, span.nodes).outputs) {
       const s = info.shapes.get(t)!;
       if (s[2] * s[3] < H * W) [H, W] = [s[2], s[3]];
     }
@@ -256,7 +256,7 @@ function uniformGrids(modelBytes: Uint8Array, inputShape: number[], o: AutoOptio
 
 /**
  * `--grid auto`: prices whole plans with the cost model and keeps the best. Candidates: every
- * uniform grid within `maxWorkers` (one chain per run of groups, cut where an exchange round
+ * uniform grid within `maxWorkers` (one chain per span of groups, cut where an exchange round
  * beats recomputing halos), and the per-group DP's mixed grids (chooseAutoPlan), none with a
  * group wider than `maxWorkers`. Plans whose predicted worker peak exceeds the memory limit, or
  * whose store requests would exceed the profile's rate limit, are dropped; then the objective

@@ -1,7 +1,7 @@
 import type { Chain, Stage } from '../plan/schema.ts';
 
 /**
- * Groups the stages into chains: runs of consecutive groups whose grids never widen, with the reduction
+ * Groups the stages into chains: consecutive groups whose grids never widen, with the reduction
  * stages whose maps those groups produce. A reduction of a map from before a change of grid
  * joins the earlier chain that holds the map (its result is written whole for later chains),
  * so no map is gathered for it. A chain with more than one stage needs all its workers at once
@@ -9,11 +9,11 @@ import type { Chain, Stage } from '../plan/schema.ts';
  * group, and reductions of their maps run on the master.
  */
 export function formChains(stages: Stage[], maxWorkers: number): Chain[] {
-  // A run wider than `maxWorkers` is closed: its groups run alone, and nothing joins it (a
-  // reduction of its maps runs on the master), decided as the runs form so that no stage the
+  // A chain wider than `maxWorkers` is closed: its groups run alone, and nothing joins it (a
+  // reduction of its maps runs on the master), decided as the chains form so that no stage the
   // master runs ever falls inside another chain.
-  const runs: { stages: Stage[]; produced: Set<string>; first: number; closed: boolean }[] = [];
-  let cur: (typeof runs)[number] | undefined;
+  const forming: { stages: Stage[]; produced: Set<string>; first: number; closed: boolean }[] = [];
+  let cur: (typeof forming)[number] | undefined;
   const position = new Map<string, number>();
   stages.forEach((s, i) => s.outputs.forEach((o) => position.set(o.name, i)));
   stages.forEach((s, i) => {
@@ -22,13 +22,13 @@ export function formChains(stages: Stage[], maxWorkers: number): Chain[] {
       // start at once, and extra ones would be billed waiting for their first group, while
       // workers left without a tile simply finish early.
       const width = cur ? Math.max(...cur.stages.map((x) => (x.kind === 'group' ? x.tiles.length : 0))) : 0;
-      if (!cur || cur.closed || s.tiles.length > width) { cur = { stages: [], produced: new Set(), first: i, closed: s.tiles.length > maxWorkers }; runs.push(cur); }
+      if (!cur || cur.closed || s.tiles.length > width) { cur = { stages: [], produced: new Set(), first: i, closed: s.tiles.length > maxWorkers }; forming.push(cur); }
       cur.stages.push(s);
       for (const o of s.outputs) cur.produced.add(o.name);
       return;
     }
     const reduce = s.reduce;
-    const home = reduce && runs.find((r) => !r.closed && reduce.reductions.every((x) => r.produced.has(x.input)));
+    const home = reduce && forming.find((r) => !r.closed && reduce.reductions.every((x) => r.produced.has(x.input)));
     // Every other input must exist by the time that chain ends: made in it or before it.
     const ready = home && s.inputs.every((x) => home.produced.has(x.name) || (position.get(x.name) ?? -1) < home.first);
     if (home && ready) {
@@ -38,7 +38,7 @@ export function formChains(stages: Stage[], maxWorkers: number): Chain[] {
     }
     cur = undefined;
   });
-  return runs.map((run, id) => ({ id, stages: run.stages.map((s) => s.id), workers: Math.max(...run.stages.map((s) => (s.kind === 'group' ? s.tiles.length : 0))) }));
+  return forming.map((c, id) => ({ id, stages: c.stages.map((s) => s.id), workers: Math.max(...c.stages.map((s) => (s.kind === 'group' ? s.tiles.length : 0))) }));
 }
 
 /** Whether a chain's workers wait for each other (and so must all run at once). */

@@ -26,23 +26,23 @@ export const FC_CUT_COSTS: CutCosts = { gflops: 20, roundMs: 30, mbps: 80, group
 export interface CutContext {
   cls: Classified;
   info: ShapeInfo;
-  /** Tensors read by the segment from outside, for a slice of the run (stageIO). */
+  /** Tensors read by a candidate group from outside, for a slice of the span (stageIO). */
   io: (nodes: IrNode[]) => { inputs: string[]; outputs: string[]; spatialInputs: string[] };
   modelInput: string;
 }
 
 /**
- * Where a chain of one grid should exchange halos: dynamic programming over the run's cut
+ * Where a chain of one grid should exchange halos: dynamic programming over the span's cut
  * candidates (single live maps, and downsampling steps with skips live). A group costs its
  * slowest tile's compute (halo recompute included) plus, when it reads maps computed by other
  * tiles, one exchange round and the strip bytes of its busiest tile. Deep groups recompute
  * wide halos; shallow ones pay rounds; this picks the cheaper mix.
  */
-export function chooseCuts(run: RawStage, grid: { rows: number; cols: number }, ctx: CutContext, costs: CutCosts = FC_CUT_COSTS): number[] {
-  const candidates = [...new Set([...articulationPoints(run, ctx.cls).map((p) => p.after), ...downsamplingCuts(run, ctx.cls, ctx.info).map((p) => p.after)])].sort((a, b) => a - b);
-  const bounds = [-1, ...candidates, run.nodes.length - 1];
+export function chooseCuts(span: RawStage, grid: { rows: number; cols: number }, ctx: CutContext, costs: CutCosts = FC_CUT_COSTS): number[] {
+  const candidates = [...new Set([...articulationPoints(span, ctx.cls).map((p) => p.after), ...downsamplingCuts(span, ctx.cls, ctx.info).map((p) => p.after)])].sort((a, b) => a - b);
+  const bounds = [-1, ...candidates, span.nodes.length - 1];
   const segCost = (i: number, j: number): number => {
-    const nodes = run.nodes.slice(bounds[i] + 1, bounds[j] + 1);
+    const nodes = span.nodes.slice(bounds[i] + 1, bounds[j] + 1);
     const { outputs, spatialInputs } = ctx.io(nodes);
     let tiles;
     try {

@@ -1,10 +1,10 @@
-import { buildGraph, type IrGraph, type IrNode } from '../graph/ir.ts';
-import type { ShapeInfo } from '../graph/shapes.ts';
+import { buildGraph, type IrNode } from '../graph/ir.ts';
 import { analyzeGraph } from '../graph/fold.ts';
 import { DataType, decodeModel, sha256 } from '../onnx/model-io.ts';
 import { branchKey, planSchema, type Plan } from '../plan/schema.ts';
 import { buildGroupModel, buildMasterModel } from './submodel.ts';
 import { PlanMismatchError } from './errors.ts';
+import type { PlannedModel } from './plan.ts';
 
 /** Validates plan JSON; the error lists every schema issue with its path. */
 export function parsePlan(json: unknown, source = 'plan'): Plan {
@@ -16,19 +16,12 @@ export function parsePlan(json: unknown, source = 'plan'): Plan {
   return r.data;
 }
 
-export interface MaterializedPlan {
-  plan: Plan;
-  graph: IrGraph;
-  info: ShapeInfo;
-  subModels: Map<number, Uint8Array>;
-}
-
 /**
  * Rebuilds every stage's sub-model from the model and the plan, and checks both hashes: a plan
  * only runs against the exact model it was made for, and sub-models are derived, never stored
  * in the plan.
  */
-export function materializePlan(modelBytes: Uint8Array, plan: Plan, label = plan.model.name): MaterializedPlan {
+export function materializePlan(modelBytes: Uint8Array, plan: Plan, label = plan.model.name): PlannedModel {
   const hash = sha256(modelBytes);
   if (hash !== plan.model.sha256) {
     throw new PlanMismatchError(`plan was made for model sha256 ${plan.model.sha256.slice(0, 12)}…, this model is ${hash.slice(0, 12)}…`, { model: label });

@@ -8,7 +8,7 @@ import { boundaryDtype, dtypeBytes } from '../graph/types.ts';
 import type { DType } from '../tensor/dtype.ts';
 import { fullFlops } from '../tiling/ops.ts';
 import { PLAN_VERSION, branchKey, planSchema, type GroupStage, type MasterStage, type Plan, type Stage } from '../plan/schema.ts';
-import { articulationPoints, classifyAll, downsamplingCuts, formRuns, type Classified, type RawStage } from './stages.ts';
+import { articulationPoints, classifyAll, downsamplingCuts, formSpans, type Classified, type RawStage } from './stages.ts';
 import { tileGroup } from './tiles.ts';
 import { buildGroupModel, buildMasterModel } from './submodel.ts';
 import { GridTooLargeError, PlanSpecError } from './errors.ts';
@@ -81,27 +81,27 @@ function checkInputShape(g: IrGraph, shape: number[]) {
   });
 }
 
-function splitRuns(runs: RawStage[], cls: Classified, cuts: CutSpec, info: ShapeInfo, exchangeCuts?: (run: RawStage, gi: number) => number[]): RawStage[] {
-  if (cuts === 'none') return runs;
+function splitSpans(spans: RawStage[], cls: Classified, cuts: CutSpec, info: ShapeInfo, exchangeCuts?: (span: RawStage, groupOrdinal: number) => number[]): RawStage[] {
+  if (cuts === 'none') return spans;
   if (cuts === 'exchange') {
     const out: RawStage[] = [];
-    runs.forEach((run) => {
-      if (run.kind !== 'group') { out.push(run); return; }
+    spans.forEach((span) => {
+      if (span.kind !== 'group') { out.push(span); return; }
       let start = 0;
-      for (const after of exchangeCuts!(run, out.filter((r) => r.kind === 'group').length)) {
-        out.push({ kind: 'group', nodes: run.nodes.slice(start, after + 1) });
+      for (const after of exchangeCuts!(span, out.filter((r) => r.kind === 'group').length)) {
+        out.push({ kind: 'group', nodes: span.nodes.slice(start, after + 1) });
         start = after + 1;
       }
-      out.push({ kind: 'group', nodes: run.nodes.slice(start) });
+      out.push({ kind: 'group', nodes: span.nodes.slice(start) });
     });
     return out;
   }
   const wanted = typeof cuts === 'object' ? new Set(cuts.tensors) : undefined;
   const found = new Set<string>();
   const out: RawStage[] = [];
-  for (const run of runs) {
-    if (run.kind !== 'group') { out.push(run); continue; }
-    const points = articulationPoints(run, cls);
+  for (const span of spans) {
+    if (span.kind !== 'group') { out.push(span); continue; }
+    const points = articulationPoints(span, cls);
     const hw = (t: string) => { const s = info.shapes.get(t)!; return `${s[2]}x${s[3]}`; };
     let chosen = points;
     if (wanted) chosen = points.filter((p) => wanted.has(p.tensor));
@@ -113,7 +113,7 @@ function splitRuns(runs: RawStage[], cls: Classified, cuts: CutSpec, info: Shape
       // Cut before the op that changes resolution: each group then holds one downsampling step
       // at its start, so its halo grows through one resolution only.
       chosen = points.filter((p, i) => {
-        const next = points[i + 1]?.tensor ?? run.nodes[run.nodes.length - 1].outputs[0];
+        const next = points[i + 1]?.tensor ?? span.nodes[span.nodes.length - 1].outputs[0];
         return hw(next) !== hw(p.tensor);
       });
     }
@@ -121,14 +121,14 @@ function splitRuns(runs: RawStage[], cls: Classified, cuts: CutSpec, info: Shape
     let positions = chosen.map((p) => p.after);
     if (cuts === 'stage') {
       // Also every downsampling step with other maps live (FPN backbones): chains move halos only.
-      positions = [...new Set([...positions, ...downsamplingCuts(run, cls, info).map((p) => p.after)])].sort((a, b) => a - b);
+      positions = [...new Set([...positions, ...downsamplingCuts(span, cls, info).map((p) => p.after)])].sort((a, b) => a - b);
     }
     let start = 0;
     for (const after of positions) {
-      out.push({ kind: 'group', nodes: run.nodes.slice(start, after + 1) });
+      out.push({ kind: 'group', nodes: span.nodes.slice(start, after + 1) });
       start = after + 1;
     }
-    out.push({ kind: 'group', nodes: run.nodes.slice(start) });
+    out.push({ kind: 'group', nodes: span.nodes.slice(start) });
   }
   if (wanted) {
     const missing = [...wanted].filter((t) => !found.has(t));
@@ -137,15 +137,15 @@ function splitRuns(runs: RawStage[], cls: Classified, cuts: CutSpec, info: Shape
   return out;
 }
 
-export interface ModelAnalysis { graph: IrGraph; info: ShapeInfo; cls: Classified; runs: RawStage[] }
+export interface ModelAnalysis { graph: IrGraph; info: ShapeInfo; cls: Classified; spans: RawStage[] }
 
-/** Decodes, checks the input shape, infers shapes, classifies ops and forms maximal runs. */
+/** Decodes, checks the input shape, infers shapes, classifies ops and forms maximal spans. */
 export function analyzeModel(modelBytes: Uint8Array, inputShape: number[], label = 'model'): ModelAnalysis {
   const read = buildGraph(decodeModel(modelBytes, label), label);
   checkInputShape(read, inputShape);
   const { graph, info } = analyzeGraph(read, { [read.inputs[0].name]: inputShape });
   const cls = classifyAll(graph, info);
-  return { graph, info, cls, runs: formRuns(graph, cls) };
+  return { graph, info, cls, spans: formSpans(graph, cls) };
 }
 
 /** Tensors a set of nodes reads from outside, and produces for outside (or as model outputs). */
@@ -169,14 +169,14 @@ export function spatialInputsOf(inputs: string[], nodes: IrNode[], cls: Classifi
 
 /** Candidate cut tensors (articulation points) of every maximal group, for tools and tests. */
 export function cutCandidates(modelBytes: Uint8Array, inputShape: number[]): { tensor: string; shape: number[]; fanOut: number }[] {
-  const { info, cls, runs } = analyzeModel(modelBytes, inputShape);
-  return runs.filter((r) => r.kind === 'group')
+  const { info, cls, spans } = analyzeModel(modelBytes, inputShape);
+  return spans.filter((r) => r.kind === 'group')
     .flatMap((r) => articulationPoints(r, cls).map((p) => ({ tensor: p.tensor, shape: info.shapes.get(p.tensor)!, fanOut: p.fanOut })));
 }
 
 export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedModel {
   const label = opts.name ?? 'model';
-  const { graph, info, cls, runs } = analyzeModel(modelBytes, opts.inputShape, label);
+  const { graph, info, cls, spans } = analyzeModel(modelBytes, opts.inputShape, label);
   const inputName = graph.inputs[0].name;
   // Boundary tensors record their element type when it is not float32 (the runtime's default).
   // A float16 value the whole model holds in float32 crosses as float32 (Classified.widen).
@@ -194,7 +194,7 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
     cls, info, modelInput: inputName,
     io: (nodes) => { const { inputs, outputs } = stageIO(graph, nodes); return { inputs, outputs, spatialInputs: spatialInputsOf(inputs, nodes, cls) }; },
   };
-  const raw = splitRuns(runs, cls, cutSpec, info, (run) => chooseCuts(run, opts.grid as Grid, ctx, opts.cutCosts));
+  const raw = splitSpans(spans, cls, cutSpec, info, (span) => chooseCuts(span, opts.grid as Grid, ctx, opts.cutCosts));
   const groupCount = raw.filter((r) => r.kind === 'group').length;
   if (Array.isArray(opts.grid) && opts.grid.length !== groupCount) {
     throw new PlanSpecError(`${opts.grid.length} grids given for ${groupCount} groups`, { model: label });
@@ -203,7 +203,7 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
 
   const stages: Stage[] = [];
   const subModels = new Map<number, Uint8Array>();
-  let groupIndex = 0;
+  let nextGroupOrdinal = 0;
   raw.forEach((r, id) => {
     const { inputs, outputs } = stageIO(graph, r.nodes);
     const flopsOf = (n: IrNode) => (cls.local.has(n) ? fullFlops(cls.local.get(n)!, info) : 0);
@@ -233,16 +233,16 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
       stages.push(stage);
       return;
     }
-    const gi = groupIndex++;
-    const grid = Array.isArray(opts.grid) ? opts.grid[gi] : opts.grid;
+    const groupOrdinal = nextGroupOrdinal++;
+    const grid = Array.isArray(opts.grid) ? opts.grid[groupOrdinal] : opts.grid;
     for (const o of outputs) {
       const s = info.shapes.get(o)!;
       if (grid.rows > s[2] || grid.cols > s[3]) {
-        throw new GridTooLargeError(`grid ${grid.rows}x${grid.cols} is larger than the ${s[2]}x${s[3]} feature map ${o} (${r.nodes[r.nodes.length - 1].label})`, { model: label, group: gi });
+        throw new GridTooLargeError(`grid ${grid.rows}x${grid.cols} is larger than the ${s[2]}x${s[3]} feature map ${o} (${r.nodes[r.nodes.length - 1].label})`, { model: label, group: groupOrdinal });
       }
     }
     const spatialInputs = spatialInputsOf(inputs, r.nodes, cls);
-    const { tiles, runtimePads } = tileGroup({ nodes: r.nodes, ops: cls.local, spatialInputs, outputs }, info, grid, gi);
+    const { tiles, runtimePads } = tileGroup({ nodes: r.nodes, ops: cls.local, spatialInputs, outputs }, info, grid, groupOrdinal);
     const groupInputs = inputs.map((x) => ({ name: x, shape: info.shapes.get(x)!, ...dtypeField(x), spatial: spatialInputs.includes(x) }));
     const groupOutputs = outputs.map((o) => ({ name: o, shape: info.shapes.get(o)!, ...dtypeField(o) }));
     const bytes = buildGroupModel(graph, info, { id, nodes: r.nodes, inputs: groupInputs, outputs: groupOutputs, runtimePads, widen });
@@ -259,7 +259,7 @@ export function planModel(modelBytes: Uint8Array, opts: PlanOptions): PlannedMod
     };
     for (const n of r.nodes) n.inputs.forEach(addWeights);
     const stage: GroupStage = {
-      kind: 'group', id, label: `group ${gi}: ${r.nodes[0].label} .. ${r.nodes[r.nodes.length - 1].label}`,
+      kind: 'group', id, label: `group ${groupOrdinal}: ${r.nodes[0].label} .. ${r.nodes[r.nodes.length - 1].label}`,
       nodes: r.nodes.map((n) => n.index), grid, inputs: groupInputs, outputs: groupOutputs, runtimePads, tiles,
       flops: { full, tiles: tileFlops, redundancy: full ? tileFlops / full : 1 },
       bytes: {

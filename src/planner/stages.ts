@@ -77,23 +77,23 @@ export function classifyAll(g: IrGraph, info: ShapeInfo): Classified {
 }
 
 /**
- * Orders nodes into alternating runs of local (tiled) and non-local (master) nodes. Kahn's
- * algorithm that keeps extending the current run while it can, so an SE block's
- * GlobalAveragePool branch becomes one master segment between two groups instead of many.
+ * Orders nodes into alternating spans of local (tiled) and non-local (master) nodes. Kahn's
+ * algorithm that keeps extending the current span while it can, so an SE block's
+ * GlobalAveragePool branch becomes one master stage between two groups instead of many.
  */
-export function formRuns(g: IrGraph, cls: Classified): RawStage[] {
+export function formSpans(g: IrGraph, cls: Classified): RawStage[] {
   const indeg = new Map<IrNode, number>();
   const available = new Set<string>([...g.constants.keys(), ...g.inputs.map((i) => i.name), '']);
   for (const n of g.nodes) indeg.set(n, n.inputs.filter((x) => !available.has(x) && g.producer.has(x)).length);
   const ready: IrNode[] = g.nodes.filter((n) => indeg.get(n) === 0);
-  const runs: RawStage[] = [];
+  const spans: RawStage[] = [];
   let current: RawStage | undefined;
   while (ready.length) {
     ready.sort((a, b) => a.index - b.index);
     const want = current?.kind;
     let i = want ? ready.findIndex((n) => (cls.local.has(n) ? 'group' : 'master') === want) : -1;
     if (i < 0) {
-      // Prefer starting a master run only when no local node is ready: keeps groups long.
+      // Prefer starting a master span only when no local node is ready: keeps groups long.
       i = ready.findIndex((n) => cls.local.has(n));
       if (i < 0) i = 0;
     }
@@ -101,7 +101,7 @@ export function formRuns(g: IrGraph, cls: Classified): RawStage[] {
     const kind = cls.local.has(n) ? 'group' : 'master';
     if (!current || current.kind !== kind) {
       current = { kind, nodes: [] };
-      runs.push(current);
+      spans.push(current);
     }
     current.nodes.push(n);
     for (const o of n.outputs) {
@@ -112,7 +112,7 @@ export function formRuns(g: IrGraph, cls: Classified): RawStage[] {
       }
     }
   }
-  return runs;
+  return spans;
 }
 
 /**
@@ -122,60 +122,60 @@ export function formRuns(g: IrGraph, cls: Classified): RawStage[] {
  * float and differ by a quantization step. Between Q and DQ is the place to cut (and the
  * smallest tensor to move).
  */
-function splitsQdq(run: RawStage, t: string, cls: Classified): boolean {
+function splitsQdq(span: RawStage, t: string, cls: Classified): boolean {
   if (cls.noCut?.has(t)) return true;
-  const producer = run.nodes.find((n) => n.outputs.includes(t));
+  const producer = span.nodes.find((n) => n.outputs.includes(t));
   if (producer?.op === 'DequantizeLinear') return true;
-  return run.nodes.some((n) => n.op === 'QuantizeLinear' && n.inputs[0] === t);
+  return span.nodes.some((n) => n.op === 'QuantizeLinear' && n.inputs[0] === t);
 }
 
 /**
- * Positions in a local run after which exactly one tiled tensor is live: cutting there splits
- * the run into two groups joined by that tensor alone (a residual block's output, say).
+ * Positions in a local span after which exactly one tiled tensor is live: cutting there splits
+ * the span into two groups joined by that tensor alone (a residual block's output, say).
  * Returns the index of the last node before each cut and the tensor crossing it.
  */
-export function articulationPoints(run: RawStage, cls: Classified): { after: number; tensor: string; fanOut: number }[] {
+export function articulationPoints(span: RawStage, cls: Classified): { after: number; tensor: string; fanOut: number }[] {
   const lastUse = new Map<string, number>();
   const firstDef = new Map<string, number>();
-  run.nodes.forEach((n, i) => {
+  span.nodes.forEach((n, i) => {
     const op = cls.local.get(n)!;
     for (const s of op.spatialInputs) if (!cls.constants?.has(n.inputs[s])) lastUse.set(n.inputs[s], i);
     for (const o of n.outputs) if (o) firstDef.set(o, i);
   });
   const points: { after: number; tensor: string; fanOut: number }[] = [];
-  const fanOut = (t: string) => run.nodes.filter((n) => cls.local.get(n)!.spatialInputs.some((i) => n.inputs[i] === t)).length;
-  for (let i = 0; i < run.nodes.length - 1; i++) {
+  const fanOut = (t: string) => span.nodes.filter((n) => cls.local.get(n)!.spatialInputs.some((i) => n.inputs[i] === t)).length;
+  for (let i = 0; i < span.nodes.length - 1; i++) {
     const live = [...lastUse.entries()].filter(([t, last]) => last > i && (firstDef.get(t) ?? -1) <= i);
-    const produced = run.nodes[i].outputs[0];
-    if (splitsQdq(run, produced, cls)) continue;
+    const produced = span.nodes[i].outputs[0];
+    if (splitsQdq(span, produced, cls)) continue;
     if (live.length === 1 && live[0][0] === produced) points.push({ after: i, tensor: produced, fanOut: fanOut(produced) });
   }
   return points;
 }
 
 /**
- * Positions before a downsampling window op (stride > 1) in a local run, whatever else is
- * live there: inside a chain a cut moves only the halo strips of the live maps, so a deep run
+ * Positions before a downsampling window op (stride > 1) in a local span, whatever else is
+ * live there: inside a chain a cut moves only the halo strips of the live maps, so a deep span
  * with skip connections (an FPN backbone) can be cut at each resolution step. A position where
  * a lower-resolution map is already live (a residual branch beside its downsample conv) is not
  * a step.
  */
-export function downsamplingCuts(run: RawStage, cls: Classified, info: ShapeInfo): { after: number; live: string[] }[] {
+export function downsamplingCuts(span: RawStage, cls: Classified, info: ShapeInfo): { after: number; live: string[] }[] {
   const lastUse = new Map<string, number>();
   const firstDef = new Map<string, number>();
-  run.nodes.forEach((n, i) => {
+  span.nodes.forEach((n, i) => {
     const op = cls.local.get(n)!;
     for (const s of op.spatialInputs) if (!cls.constants?.has(n.inputs[s])) lastUse.set(n.inputs[s], Math.max(lastUse.get(n.inputs[s]) ?? -1, i));
     for (const o of n.outputs) if (o && !firstDef.has(o)) firstDef.set(o, i);
   });
   const hw = (t: string) => { const s = info.shapes.get(t)!; return s[2] * s[3]; };
   const out: { after: number; live: string[] }[] = [];
-  for (let i = 0; i < run.nodes.length - 1; i++) {
-    const next = run.nodes[i + 1];
+  for (let i = 0; i < span.nodes.length - 1; i++) {
+    const next = span.nodes[i + 1];
     const op = cls.local.get(next)!;
     if (op.kind !== 'window' || hw(next.outputs[0]) >= hw(next.inputs[0])) continue;
     const live = [...lastUse.entries()].filter(([t, last]) => last > i && (firstDef.get(t) ?? -1) <= i).map(([t]) => t);
-    if (live.some((t) => hw(t) < hw(next.inputs[0]) || splitsQdq(run, t, cls))) continue;
+    if (live.some((t) => hw(t) < hw(next.inputs[0]) || splitsQdq(span, t, cls))) continue;
     out.push({ after: i, live });
   }
   return out;

@@ -1,11 +1,10 @@
 import type { IrNode } from '../graph/ir.ts';
 import type { ShapeInfo } from '../graph/shapes.ts';
 import type { LocalOp } from '../tiling/ops.ts';
-import { clip, hull, len, regionOf, splitAxis, type Interval } from '../tiling/geometry.ts';
-import type { RuntimePad, Tile } from '../plan/schema.ts';
+import { clip, colsOf, hull, len, regionArea, regionOf, rowsOf, splitAxis, type Interval } from '../tiling/geometry.ts';
+import type { Region, RuntimePad, Tile } from '../plan/schema.ts';
 import { PlanError } from './errors.ts';
 
-type Box = [Interval, Interval];
 type Sides = [number, number, number, number]; // top, left, bottom, right
 
 export interface GroupGeometry {
@@ -16,21 +15,20 @@ export interface GroupGeometry {
   outputs: string[];
 }
 
-const hullBox = (a: Box | undefined, b: Box): Box => (a ? [hull(a[0], b[0]), hull(a[1], b[1])] : b);
-const area = (b: Box) => len(b[0]) * len(b[1]);
+const hullRegion = (a: Region | undefined, b: Region): Region => (a ? regionOf(hull(rowsOf(a), rowsOf(b)), hull(colsOf(a), colsOf(b))) : b);
 const edgeKey = (n: IrNode, input: number) => `p${n.index}_${input}`;
 
-interface EdgeFacts { tensor: string; need: Box; pads: Sides; node: IrNode; input: number }
+interface EdgeFacts { tensor: string; need: Region; pads: Sides; node: IrNode; input: number }
 
 /**
  * Walks a group bottom-up for one output tile: each tensor is computed over the hull of what
  * its consumers need, each consumer then crops its own part (negative runtime pads), and the
  * part of a window's input that falls outside the image becomes a positive runtime pad.
  */
-function tileFacts(geo: GroupGeometry, info: ShapeInfo, cells: Map<string, Box>, groupId: number) {
+function tileFacts(geo: GroupGeometry, info: ShapeInfo, cells: Map<string, Region>, groupOrdinal: number) {
   const edges = new Map<string, EdgeFacts>();
-  const computed = new Map<string, Box>();
-  const needsOf = new Map<string, Box>();
+  const computed = new Map<string, Region>();
+  const needsOf = new Map<string, Region>();
   const crops = new Map<IrNode, Sides>();
   for (const [t, cell] of cells) needsOf.set(t, cell);
   let flops = 0;
@@ -40,33 +38,33 @@ function tileFacts(geo: GroupGeometry, info: ShapeInfo, cells: Map<string, Box>,
     const op = geo.ops.get(n)!;
     const out = n.outputs[0];
     const req = needsOf.get(out);
-    if (!req) throw new PlanError(`node ${n.label} produces nothing the group uses`, { group: groupId });
-    const rows = op.backward(0, req[0]);
-    const cols = op.backward(1, req[1]);
-    const produced: Box = [rows.produced, cols.produced];
+    if (!req) throw new PlanError(`node ${n.label} produces nothing the group uses`, { group: groupOrdinal });
+    const rows = op.backward(0, rowsOf(req));
+    const cols = op.backward(1, colsOf(req));
+    const produced = regionOf(rows.produced, cols.produced);
     // Positions outside the map (a ConvTranspose's cropped border) are not data: cut them off
     // right away so a consumer's border padding can never see them.
     const outShape = info.shapes.get(out)!;
-    const inside: Box = [clip(produced[0], outShape[2]), clip(produced[1], outShape[3])];
+    const inside = regionOf(clip(rows.produced, outShape[2]), clip(cols.produced, outShape[3]));
     if (op.kind === 'convTranspose') crops.set(n, padsFor(inside, produced, [0, 0, 0, 0]));
     computed.set(out, inside);
     let inArea = 0;
     const outShape4 = info.shapes.get(out)!;
-    let liveBytes = area(produced) * outShape4[0] * outShape4[1] * 4;
+    let liveBytes = regionArea(produced) * outShape4[0] * outShape4[1] * 4;
     for (const si of op.spatialInputs) {
       const x = n.inputs[si];
       const shape = info.shapes.get(x)!;
       const [ry, py0, py1] = clipNonEmpty(rows.need, shape[2]);
       const [rx, px0, px1] = clipNonEmpty(cols.need, shape[3]);
-      const need: Box = [ry, rx];
+      const need = regionOf(ry, rx);
       const pads: Sides = [py0, px0, py1, px1];
       edges.set(edgeKey(n, si), { tensor: x, need, pads, node: n, input: si });
-      needsOf.set(x, hullBox(needsOf.get(x), need));
-      inArea = Math.max(inArea, area(need));
-      liveBytes += area(need) * shape[0] * shape[1] * 4;
+      needsOf.set(x, hullRegion(needsOf.get(x), need));
+      inArea = Math.max(inArea, regionArea(need));
+      liveBytes += regionArea(need) * shape[0] * shape[1] * 4;
     }
     peakBytes = Math.max(peakBytes, liveBytes);
-    flops += op.flops(area(produced), inArea);
+    flops += op.flops(regionArea(produced), inArea);
   }
   for (const x of geo.spatialInputs) computed.set(x, needsOf.get(x)!);
   // The rest of what was needed and nobody in the group computes is a map-sized constant (a
@@ -74,7 +72,7 @@ function tileFacts(geo: GroupGeometry, info: ShapeInfo, cells: Map<string, Box>,
   for (const x of needsOf.keys()) {
     if (computed.has(x)) continue;
     const s = info.shapes.get(x)!;
-    computed.set(x, [{ start: 0, end: s[2] }, { start: 0, end: s[3] }]);
+    computed.set(x, { y0: 0, y1: s[2], x0: 0, x1: s[3] });
   }
   return { edges, computed, flops, crops, peakBytes };
 }
@@ -94,16 +92,16 @@ function clipNonEmpty(i: Interval, size: number): [Interval, number, number] {
 }
 
 /** Per-side runtime pad: positive = pad from the image border, negative = crop to the need. */
-function padsFor(need: Box, have: Box, border: Sides): Sides {
+function padsFor(need: Region, have: Region, border: Sides): Sides {
   return [
-    border[0] - (need[0].start - have[0].start),
-    border[1] - (need[1].start - have[1].start),
-    border[2] - (have[0].end - need[0].end),
-    border[3] - (have[1].end - need[1].end),
+    border[0] - (need.y0 - have.y0),
+    border[1] - (need.x0 - have.x0),
+    border[2] - (have.y1 - need.y1),
+    border[3] - (have.x1 - need.x1),
   ];
 }
 
-export function tileGroup(geo: GroupGeometry, info: ShapeInfo, grid: { rows: number; cols: number }, groupId: number) {
+export function tileGroup(geo: GroupGeometry, info: ShapeInfo, grid: { rows: number; cols: number }, groupOrdinal: number) {
   const tiles: Tile[] = [];
   const allParams: Record<string, Sides>[] = [];
   const padEdges = new Map<string, EdgeFacts>();
@@ -111,12 +109,12 @@ export function tileGroup(geo: GroupGeometry, info: ShapeInfo, grid: { rows: num
   const cropNodes = new Set<IrNode>();
   for (let r = 0; r < grid.rows; r++) {
     for (let c = 0; c < grid.cols; c++) {
-      const cells = new Map<string, Box>();
+      const cells = new Map<string, Region>();
       for (const t of geo.outputs) {
         const s = info.shapes.get(t)!;
-        cells.set(t, [splitAxis(s[2], grid.rows, r), splitAxis(s[3], grid.cols, c)]);
+        cells.set(t, regionOf(splitAxis(s[2], grid.rows, r), splitAxis(s[3], grid.cols, c)));
       }
-      const { edges, computed, flops, crops, peakBytes } = tileFacts(geo, info, cells, groupId);
+      const { edges, computed, flops, crops, peakBytes } = tileFacts(geo, info, cells, groupOrdinal);
       const params: Record<string, Sides> = {};
       for (const [key, e] of edges) {
         params[key] = padsFor(e.need, computed.get(e.tensor)!, e.pads);
@@ -141,8 +139,8 @@ export function tileGroup(geo: GroupGeometry, info: ShapeInfo, grid: { rows: num
       allParams.push(params);
       tiles.push({
         index: tiles.length, row: r, col: c,
-        inputs: geo.spatialInputs.map((t) => ({ tensor: t, region: regionOf(...computed.get(t)!) })),
-        outputs: geo.outputs.map((t) => ({ tensor: t, region: regionOf(...cells.get(t)!) })),
+        inputs: geo.spatialInputs.map((t) => ({ tensor: t, region: computed.get(t)! })),
+        outputs: geo.outputs.map((t) => ({ tensor: t, region: cells.get(t)! })),
         params,
         flops,
         peakBytes,

@@ -13,7 +13,7 @@ import type { RequestCost } from './cost-report.ts';
 import { requestKeys, requestPrefix } from './keys.ts';
 import { masterReportSchema, masterTaskSchema, type MasterReport } from './protocol.ts';
 import { HANDLER, INPUT } from '../plan/bundles.ts';
-import { bundleBody, SegmentReader } from './worker.ts';
+import { bundleBody, SegmentReader } from './segments.ts';
 import { decodeTensor } from './tile-codec.ts';
 import type { PlanCache } from './plans.ts';
 import type { ShapePlans } from './shape-plans.ts';

@@ -10,7 +10,7 @@ import { addTraffic, storeExchangeBackend, type ExchangeBackend } from '../excha
 import type { ArtifactCache } from './artifacts.ts';
 import { MASTER, masterSource, schedule, type Routes } from '../plan/bundles.ts';
 import { coScheduled } from '../planner/chains.ts';
-import { bundleBody, SegmentReader } from './worker.ts';
+import { bundleBody, SegmentReader } from './segments.ts';
 import { masterReportSchema, workerReportSchema, workerTaskSchema, type MasterReport, type MasterTask, type UnitReport, type WorkerReport, type WorkerTask } from './protocol.ts';
 import { requestKeys } from './keys.ts';
 import { decodeTensor, encodeTensor } from './tile-codec.ts';

@@ -1,8 +1,7 @@
 import { crc32 } from 'node:zlib';
 import { z } from 'zod';
-import { tileRegionSchema } from '../plan/schema.ts';
+import { regionSchema, type Region } from '../plan/schema.ts';
 import { bytesOf, dtypeOf, dtypeSchema, ELEMENT_BYTES, fromBytes, makeTensor, type DType, type Tensor, type TensorData } from '../tensor/dtype.ts';
-import type { TileRegion } from '../tiling/geometry.ts';
 import { TileFormatError } from './errors.ts';
 
 /**
@@ -16,7 +15,7 @@ const MAGIC = Buffer.from('FCT1');
 export const tileHeaderSchema = z.object({
   dtype: dtypeSchema,
   dims: z.array(z.number().int().nonnegative()),
-  region: tileRegionSchema.optional(),
+  region: regionSchema.optional(),
   crc32: z.number().int().nonnegative(),
 }).strict();
 export type TileHeader = z.infer<typeof tileHeaderSchema>;
@@ -52,7 +51,7 @@ export function decodeTensor(buf: Buffer, key: string): { tensor: Tensor; header
 }
 
 /** A bundle item: data as it is, or `region` of `src` (a map covering `at`), copied straight into the body. */
-export type BundleItem = TensorData | { src: Tensor; at: TileRegion; region: TileRegion };
+export type BundleItem = TensorData | { src: Tensor; at: Region; region: Region };
 
 function itemSize(it: BundleItem): number {
   if (ArrayBuffer.isView(it)) return it.byteLength;

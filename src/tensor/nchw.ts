@@ -1,4 +1,4 @@
-import type { TileRegion } from '../tiling/geometry.ts';
+import type { Region } from '../plan/schema.ts';
 import { dtypeOf, zerosOf, type FloatTensor, type Tensor, type TensorData } from './dtype.ts';
 
 /**
@@ -13,7 +13,7 @@ function sameDtype(a: Tensor, b: Tensor, what: string): void {
 }
 
 /** Copies region r (rows y0..y1, cols x0..x1) of every N,C plane of an NCHW tensor. */
-export function cropRegion<T extends Tensor>(t: T, r: TileRegion): T {
+export function cropRegion<T extends Tensor>(t: T, r: Region): T {
   const [n, c, h, w] = t.dims;
   const rh = r.y1 - r.y0;
   const rw = r.x1 - r.x0;
@@ -34,7 +34,7 @@ export function cropRegion<T extends Tensor>(t: T, r: TileRegion): T {
 }
 
 /** Writes `src` (covering exactly region r) into `dst`. */
-export function pasteRegion(dst: Tensor, src: Tensor, r: TileRegion): void {
+export function pasteRegion(dst: Tensor, src: Tensor, r: Region): void {
   const [n, c, h, w] = dst.dims;
   const rh = r.y1 - r.y0;
   const rw = r.x1 - r.x0;
@@ -61,7 +61,7 @@ export { zerosOf };
  * Copies region `r` (global coordinates) from `src`, which covers `srcAt`, into `dst`, which
  * covers `dstAt`: one pass, no intermediate crop (a worker's own cell can be most of a map).
  */
-export function copyRegion(dst: Tensor, dstAt: TileRegion, src: Tensor, srcAt: TileRegion, r: TileRegion): void {
+export function copyRegion(dst: Tensor, dstAt: Region, src: Tensor, srcAt: Region, r: Region): void {
   const [n, c, sh, sw] = src.dims;
   const [, , dh, dw] = dst.dims;
   const rh = r.y1 - r.y0;

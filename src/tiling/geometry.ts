@@ -1,18 +1,18 @@
+import type { Region } from '../plan/schema.ts';
+
 /** Half-open interval [start, end) along one spatial axis. */
 export interface Interval { start: number; end: number }
 
-/** Half-open 2-D region of a feature map: rows [y0, y1), columns [x0, x1). */
-export interface TileRegion { y0: number; y1: number; x0: number; x1: number }
 
 export const len = (i: Interval) => i.end - i.start;
 export const hull = (a: Interval, b: Interval): Interval => ({ start: Math.min(a.start, b.start), end: Math.max(a.end, b.end) });
 export const clip = (i: Interval, size: number): Interval => ({ start: Math.max(0, i.start), end: Math.min(size, i.end) });
 export const sameInterval = (a: Interval, b: Interval) => a.start === b.start && a.end === b.end;
 
-export const regionOf = (y: Interval, x: Interval): TileRegion => ({ y0: y.start, y1: y.end, x0: x.start, x1: x.end });
-export const rowsOf = (r: TileRegion): Interval => ({ start: r.y0, end: r.y1 });
-export const colsOf = (r: TileRegion): Interval => ({ start: r.x0, end: r.x1 });
-export const regionArea = (r: TileRegion) => (r.y1 - r.y0) * (r.x1 - r.x0);
+export const regionOf = (y: Interval, x: Interval): Region => ({ y0: y.start, y1: y.end, x0: x.start, x1: x.end });
+export const rowsOf = (r: Region): Interval => ({ start: r.y0, end: r.y1 });
+export const colsOf = (r: Region): Interval => ({ start: r.x0, end: r.x1 });
+export const regionArea = (r: Region) => (r.y1 - r.y0) * (r.x1 - r.x0);
 
 /** Cell i of n near-equal parts of [0, size): sizes differ by at most one. */
 export function splitAxis(size: number, parts: number, i: number): Interval {

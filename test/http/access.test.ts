@@ -5,7 +5,7 @@ import { ApiKeys, isOpenPath, presentedKey } from '../../src/http/access.ts';
 import { HttpError } from '../../src/http/errors.ts';
 import { type FcHttpEvent, type FcHttpResult, jsonResult, resultBody } from '../../src/http/fc-event.ts';
 import { type Gateway, startGateway } from '../../src/http/gateway.ts';
-import { encodeInferRequest } from '../../src/http/oip.ts';
+import { encodeInferRequest } from '../../src/http/oip-client.ts';
 import { route } from '../../src/http/routes.ts';
 import type { InferenceBackend, ModelEntry } from '../../src/serve/model-entry.ts';
 import { ConfigError, loadConfig, parseApiKeys } from '../../src/config.ts';

@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HttpError } from '../../src/http/errors.ts';
-import {
-  INFERENCE_HEADER_CONTENT_LENGTH,
-  classificationOutput,
-  decodeInferResponse,
-  encodeInferRequest,
-  encodeInferResponse,
-  modelMetadata,
-  parseInferRequest,
-  topK,
-  inputTensor,
-  tensorOutput,
-} from '../../src/http/oip.ts';
+import { INFERENCE_HEADER_CONTENT_LENGTH, modelMetadata } from '../../src/http/oip.ts';
+import { inputTensor, parseInferRequest } from '../../src/http/oip-request.ts';
+import { encodeInferResponse, tensorOutput } from '../../src/http/oip-response.ts';
+import { decodeInferResponse, encodeInferRequest } from '../../src/http/oip-client.ts';
+import { classificationOutput, topK } from '../../src/http/oip-classification.ts';
 import { OIP_TO_DTYPE, type TensorDatatype } from '../../src/serve/model-entry.ts';
 import { bfloat16ToFloat, dtypeOf, floatToBfloat16, floatToHalf, halfToFloat, makeTensor, type TensorData } from '../../src/tensor/dtype.ts';
 

@@ -6,7 +6,7 @@ import { planModel } from '../../src/planner/plan.ts';
 import { parsePlan } from '../../src/planner/materialize.ts';
 import { chainsFor } from '../../src/planner/chains.ts';
 import { bundleBytes, bundleReadBytes, bundleReads, buildRoutes, exchangeBytes, HANDLER, INPUT, MASTER, readerItems, readerRuns, tileKey, workerReader, type Routes } from '../../src/plan/bundles.ts';
-import { bundleBody, SegmentReader } from '../../src/serve/worker.ts';
+import { bundleBody, SegmentReader } from '../../src/serve/segments.ts';
 import { requestKeys } from '../../src/serve/keys.ts';
 import { MemoryStore } from '../../src/store/memory-store.ts';
 import { StoreExchange } from '../../src/exchange/exchange.ts';
@@ -14,9 +14,9 @@ import { randomTensor } from '../../src/tensor/random.ts';
 import { cropRegion } from '../../src/tensor/nchw.ts';
 import type { GroupStage, Plan } from '../../src/plan/schema.ts';
 import type { FloatTensor } from '../../src/runtime/ort.ts';
-import type { TileRegion } from '../../src/tiling/geometry.ts';
+import type { Region } from '../../src/plan/schema.ts';
 
-const full = (t: FloatTensor): TileRegion => ({ y0: 0, y1: t.dims[2], x0: 0, x1: t.dims[3] });
+const full = (t: FloatTensor): Region => ({ y0: 0, y1: t.dims[2], x0: 0, x1: t.dims[3] });
 
 /**
  * Every bundle of the plan written from made-up maps (one random map per tensor, each producer
@@ -57,7 +57,7 @@ async function roundTrip(plan: Plan, routes: Routes, batch: number) {
     await store.put(requestKeys.bundle(rid, b.source), body);
   }
   const exchange = new StoreExchange(store);
-  const check = async (reader: string, read: { tensor: string; region: TileRegion; parts: { self: boolean }[] }, w?: number) => {
+  const check = async (reader: string, read: { tensor: string; region: Region; parts: { self: boolean }[] }, w?: number) => {
     const sr = new SegmentReader(exchange, routes, reader, { requestId: rid, batch, deadline: Date.now() + 10_000 });
     const own = (tensor: string) => {
       const p = routes.producers.get(tensor)!;

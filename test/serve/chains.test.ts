@@ -10,7 +10,8 @@ import { cutCandidates, planModel, type CutSpec, type Grid } from '../../src/pla
 import { GridTooLargeError } from '../../src/planner/errors.ts';
 import { chainsFor, coScheduled, formChains } from '../../src/planner/chains.ts';
 import { buildRoutes, INPUT } from '../../src/plan/bundles.ts';
-import { bundleBody, runWorkerTask } from '../../src/serve/worker.ts';
+import { runWorkerTask } from '../../src/serve/worker.ts';
+import { bundleBody } from '../../src/serve/segments.ts';
 import { requestKeys } from '../../src/serve/keys.ts';
 import { monolithic } from '../../src/exec/verify.ts';
 import { compareTensors, randomTensor } from '../../src/tensor/random.ts';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadConfig } from '../../src/config.ts';
 import { startLocalStack, withEmulatorDefaults, type LocalStack } from '../../src/compose/stack.ts';
-import { decodeInferResponse, encodeInferRequest } from '../../src/http/oip.ts';
+import { decodeInferResponse, encodeInferRequest } from '../../src/http/oip-client.ts';
 import { compareTensors, randomTensor } from '../../src/tensor/random.ts';
 import { monolithic } from '../../src/exec/verify.ts';
 import { ensureModel } from '../../src/models/index.ts';

@@ -139,8 +139,8 @@ describe('dtypes across tile and stage boundaries, served end to end', () => {
       assert.equal(plan.stages[0].outputs[0].dtype, 'float16', `${ctx}: h1 crosses as float16`);
       assert.equal(plan.stages[1].outputs[0].dtype, undefined, `${ctx}: h3 crosses as float32 (ORT never rounds it)`);
       const routes = buildRoutes(plan);
-      const f16Pieces = [...routes.bundles.values()].flatMap((b) => b.segments.flatMap((s) => s.items)).filter((it) => it.kind === 'piece' && it.dtype === 'float16');
-      assert.ok(f16Pieces.length > 0, `${ctx}: no float16 strips move between workers`);
+      const f16Strips = [...routes.bundles.values()].flatMap((b) => b.segments.flatMap((s) => s.items)).filter((it) => it.kind === 'strip' && it.dtype === 'float16');
+      assert.ok(f16Strips.length > 0, `${ctx}: no float16 strips move between workers`);
       const { got, local } = await once();
       expectClose(local, got, plan, ctx, true);
     });

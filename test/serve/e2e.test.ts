@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { loadConfig } from '../../src/config.ts';
 import { startLocalStack, type LocalStack } from '../../src/compose/stack.ts';
-import { decodeInferResponse, encodeInferRequest } from '../../src/http/oip.ts';
+import { decodeInferResponse, encodeInferRequest } from '../../src/http/oip-client.ts';
 import { randomTensor, compareTensors } from '../../src/tensor/random.ts';
 import { monolithic } from '../../src/exec/verify.ts';
 import { ensureModel } from '../../src/models/index.ts';

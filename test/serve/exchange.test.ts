@@ -12,9 +12,9 @@ import { randomTensor } from '../../src/tensor/random.ts';
 import { cropRegion } from '../../src/tensor/nchw.ts';
 import { estimateCost, FC_PRICING } from '../../src/billing/pricing.ts';
 import { loadConfig, ConfigError } from '../../src/config.ts';
-import type { TileRegion } from '../../src/tiling/geometry.ts';
+import type { Region } from '../../src/plan/schema.ts';
 
-const area = (r: TileRegion) => (r.y1 - r.y0) * (r.x1 - r.x0);
+const area = (r: Region) => (r.y1 - r.y0) * (r.x1 - r.x0);
 
 describe('routes derived from the plan', () => {
   const resnet = buildModel('resnet18');

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config.ts';
 import { startLocalStack, type LocalStack } from '../../src/compose/stack.ts';
-import { decodeInferResponse, encodeInferRequest } from '../../src/http/oip.ts';
+import { decodeInferResponse, encodeInferRequest } from '../../src/http/oip-client.ts';
 import { compareTensors, randomTensor } from '../../src/tensor/random.ts';
 import { monolithic } from '../../src/exec/verify.ts';
 import { GraphBuilder, mulberry32 } from '../../src/onnx/builder.ts';

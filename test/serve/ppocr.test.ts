@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config.ts';
 import { startLocalStack, type LocalStack } from '../../src/compose/stack.ts';
-import { decodeInferResponse } from '../../src/http/oip.ts';
+import { decodeInferResponse } from '../../src/http/oip-client.ts';
 import { renderTextPage } from '../../src/bench/pages.ts';
 import { uncoveredLines } from '../../src/bench/ocr.ts';
 import { monolithic } from '../../src/exec/verify.ts';

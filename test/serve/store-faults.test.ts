@@ -18,7 +18,7 @@ import { runOrt } from '../helpers/ort.ts';
 import { InProcessStack } from '../helpers/in-process.ts';
 import { buildRoutes, INPUT, readerRuns } from '../../src/plan/bundles.ts';
 import { chainsFor } from '../../src/planner/chains.ts';
-import { bundleBody, SegmentReader } from '../../src/serve/worker.ts';
+import { bundleBody, SegmentReader } from '../../src/serve/segments.ts';
 import { StoreExchange } from '../../src/exchange/exchange.ts';
 import { requestKeys } from '../../src/serve/keys.ts';
 import { TileFormatError } from '../../src/serve/errors.ts';

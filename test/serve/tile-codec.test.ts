@@ -71,7 +71,7 @@ describe('tile codec: every boundary dtype', () => {
     assert.throws(() => decodeSegment(bad.subarray(0, first), specs, 'requests/x/b-s0t1'), (e: Error) => e instanceof TileFormatError && /checksum/.test(e.message) && /b-s0t1/.test(e.message));
   });
 
-  it('tensors of every dtype survive a bundle as pieces', () => {
+  it('tensors of every dtype survive a bundle as strips', () => {
     const ts: Tensor[] = DTYPES.map((d, i) => makeTensor(d, [1, 2, 3, 3], sample(d, 18, 40 + i)));
     const buf = encodeBundle([{ items: ts.map((t) => t.data) }]);
     const got = decodeSegment(buf, ts.map((t) => ({ dtype: dtypeOf(t), count: 18 })), 'k');

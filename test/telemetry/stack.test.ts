@@ -10,7 +10,7 @@ import { loadConfig } from '../../src/config.ts';
 import { startLocalStack, type LocalStack } from '../../src/compose/stack.ts';
 import { startGateway, type Gateway } from '../../src/http/gateway.ts';
 import { fcHttpResultSchema, stringifyWithBody } from '../../src/http/fc-event.ts';
-import { encodeInferRequest } from '../../src/http/oip.ts';
+import { encodeInferRequest } from '../../src/http/oip-client.ts';
 import { randomTensor } from '../../src/tensor/random.ts';
 
 // One traced request through the local stack (gateway -> handler -> master -> workers, each a
