@@ -20,7 +20,7 @@ export async function runTile(
     if (!t) throw new Error(`group ${group.id} tile ${tile.index}: missing input ${i.name}`);
     feeds[i.name] = t;
   }
-  for (const rp of group.runtimePads) feeds[rp.name] = padsFeed(tile.params[rp.name]);
+  for (const rp of group.runtimePads) feeds[rp.name] = padsFeed(tile.pads[rp.name]);
   const out = await session.run(feeds);
   for (const o of tile.outputs) {
     const t = out[o.tensor];

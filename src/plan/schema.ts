@@ -1,8 +1,11 @@
 import { z } from 'zod';
 import { dtypeSchema } from '../tensor/dtype.ts';
 
-/** Version of the plan format; bump on any incompatible change. */
-export const PLAN_VERSION = 2;
+/**
+ * Version of the plan format; bump on any incompatible change, and upgrade the old version in
+ * `upgradePlanJson` when that can be done without loss. 3: `tile.params` became `tile.pads`.
+ */
+export const PLAN_VERSION = 3;
 
 const int = z.number().int();
 const nat = int.nonnegative();
@@ -41,7 +44,11 @@ export const tileSchema = z.object({
   inputs: z.array(z.object({ tensor: z.string(), region: regionSchema }).strict()),
   /** Where this tile's outputs land in each group output map. */
   outputs: z.array(z.object({ tensor: z.string(), region: regionSchema }).strict()),
-  params: z.record(z.string(), z.tuple([int, int, int, int])),
+  /**
+   * This tile's values for the group's runtime pads (`runtimePads`, by name): `[top, left,
+   * bottom, right]` pads, crops and masks, fed to the shared sub-model as inputs.
+   */
+  pads: z.record(z.string(), z.tuple([int, int, int, int])),
   flops: z.number().nonnegative(),
   /** Largest input+output activation bytes of any one op in this tile (at the plan's batch size). */
   peakBytes: nat,
@@ -163,5 +170,30 @@ export type Plan = z.infer<typeof planSchema>;
 
 /** Key of a reduction stage's branch model in a plan's sub-model map (stage ids are >= 0). */
 export const branchKey = (stageId: number) => -1 - stageId;
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Plan JSON of an older format brought to the current one, before it is parsed. Version 2
+ * differs only in the name of the tiles' runtime pads (`params`), so plans published, or cached
+ * per shape, by older code keep loading, with the same sub-models (their hashes do not depend on
+ * the field name), and no store has to be republished. Anything else is returned as it is.
+ */
+export function upgradePlanJson(json: unknown): unknown {
+  if (!isRecord(json) || json.version !== 2 || !Array.isArray(json.stages)) return json;
+  const tile = (t: unknown) => {
+    if (!isRecord(t) || !('params' in t)) return t;
+    const { params, ...rest } = t;
+    return { ...rest, pads: params };
+  };
+  const stages = json.stages.map((s: unknown) => (isRecord(s) && Array.isArray(s.tiles) ? { ...s, tiles: s.tiles.map(tile) } : s));
+  return { ...json, version: PLAN_VERSION, stages };
+}
+
+/** Why plan JSON cannot be read for its version (after `upgradePlanJson`), or undefined. */
+export function planVersionProblem(json: unknown): string | undefined {
+  if (!isRecord(json) || json.version === PLAN_VERSION || json.version === undefined) return undefined;
+  return `plan format version ${JSON.stringify(json.version)} is not supported: this code reads version ${PLAN_VERSION} (and upgrades version 2)`;
+}
 
 export const planJsonSchema = () => z.toJSONSchema(planSchema);

@@ -1,14 +1,17 @@
 import { buildGraph, type IrNode } from '../graph/ir.ts';
 import { analyzeGraph } from '../graph/fold.ts';
 import { DataType, decodeModel, sha256 } from '../onnx/model-io.ts';
-import { branchKey, planSchema, type Plan } from '../plan/schema.ts';
+import { branchKey, planSchema, planVersionProblem, upgradePlanJson, type Plan } from '../plan/schema.ts';
 import { buildGroupModel, buildMasterModel } from './submodel.ts';
 import { PlanMismatchError } from './errors.ts';
 import type { PlannedModel } from './plan.ts';
 
-/** Validates plan JSON; the error lists every schema issue with its path. */
+/** Validates plan JSON (upgrading an older format first); the error lists every schema issue with its path. */
 export function parsePlan(json: unknown, source = 'plan'): Plan {
-  const r = planSchema.safeParse(json);
+  const upgraded = upgradePlanJson(json);
+  const version = planVersionProblem(upgraded);
+  if (version) throw new PlanMismatchError(`${source}: ${version}; make it again with this code`);
+  const r = planSchema.safeParse(upgraded);
   if (!r.success) {
     const issues = r.error.issues.slice(0, 8).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
     throw new PlanMismatchError(`${source} is not a valid plan (${issues})`);

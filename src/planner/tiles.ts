@@ -103,7 +103,7 @@ function padsFor(need: Region, have: Region, border: Sides): Sides {
 
 export function tileGroup(geo: GroupGeometry, info: ShapeInfo, grid: { rows: number; cols: number }, groupOrdinal: number) {
   const tiles: Tile[] = [];
-  const allParams: Record<string, Sides>[] = [];
+  const allPads: Record<string, Sides>[] = [];
   const padEdges = new Map<string, EdgeFacts>();
   const maskNodes = new Map<IrNode, EdgeFacts>();
   const cropNodes = new Set<IrNode>();
@@ -115,9 +115,9 @@ export function tileGroup(geo: GroupGeometry, info: ShapeInfo, grid: { rows: num
         cells.set(t, regionOf(splitAxis(s[2], grid.rows, r), splitAxis(s[3], grid.cols, c)));
       }
       const { edges, computed, flops, crops, peakBytes } = tileFacts(geo, info, cells, groupOrdinal);
-      const params: Record<string, Sides> = {};
+      const tilePads: Record<string, Sides> = {};
       for (const [key, e] of edges) {
-        params[key] = padsFor(e.need, computed.get(e.tensor)!, e.pads);
+        tilePads[key] = padsFor(e.need, computed.get(e.tensor)!, e.pads);
         if (!padEdges.has(key)) padEdges.set(key, e);
         const ap = geo.ops.get(e.node)!.avgPool;
         if (ap) {
@@ -127,28 +127,28 @@ export function tileGroup(geo: GroupGeometry, info: ShapeInfo, grid: { rows: num
           const model: Sides = ap.countIncludePad
             ? [e.pads[0], e.pads[1], Math.min(e.pads[2], ap.axes[0].p1), Math.min(e.pads[3], ap.axes[1].p1)]
             : [0, 0, 0, 0];
-          params[`m${e.node.index}a`] = crop.map((v, i) => v + model[i]) as Sides;
-          params[`m${e.node.index}b`] = e.pads.map((v, i) => v - model[i]) as Sides;
+          tilePads[`m${e.node.index}a`] = crop.map((v, i) => v + model[i]) as Sides;
+          tilePads[`m${e.node.index}b`] = e.pads.map((v, i) => v - model[i]) as Sides;
           maskNodes.set(e.node, e);
         }
       }
-      for (const [n, sides] of crops) { params[`c${n.index}`] = sides; cropNodes.add(n); }
+      for (const [n, sides] of crops) { tilePads[`c${n.index}`] = sides; cropNodes.add(n); }
       geo.outputs.forEach((t, k) => {
-        params[`o${k}`] = padsFor(cells.get(t)!, computed.get(t)!, [0, 0, 0, 0]);
+        tilePads[`o${k}`] = padsFor(cells.get(t)!, computed.get(t)!, [0, 0, 0, 0]);
       });
-      allParams.push(params);
+      allPads.push(tilePads);
       tiles.push({
         index: tiles.length, row: r, col: c,
         inputs: geo.spatialInputs.map((t) => ({ tensor: t, region: computed.get(t)! })),
         outputs: geo.outputs.map((t) => ({ tensor: t, region: cells.get(t)! })),
-        params,
+        pads: tilePads,
         flops,
         peakBytes,
       });
     }
   }
   // A runtime Pad goes into the shared sub-model only where some tile needs a non-zero one.
-  const used = (name: string) => allParams.some((p) => p[name].some((v) => v !== 0));
+  const used = (name: string) => allPads.some((p) => p[name].some((v) => v !== 0));
   const runtimePads: RuntimePad[] = [];
   for (const [name, e] of [...padEdges].sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }))) {
     if (!used(name)) continue;
@@ -164,6 +164,6 @@ export function tileGroup(geo: GroupGeometry, info: ShapeInfo, grid: { rows: num
   for (const n of cropNodes) if (used(`c${n.index}`)) runtimePads.push({ use: 'crop', name: `c${n.index}`, node: n.index, tensor: n.outputs[0] });
   geo.outputs.forEach((t, k) => { if (used(`o${k}`)) runtimePads.push({ use: 'output', name: `o${k}`, tensor: t }); });
   const keep = new Set(runtimePads.map((p) => p.name));
-  for (const t of tiles) for (const k of Object.keys(t.params)) if (!keep.has(k)) delete t.params[k];
+  for (const t of tiles) for (const k of Object.keys(t.pads)) if (!keep.has(k)) delete t.pads[k];
   return { tiles, runtimePads };
 }

@@ -17,7 +17,6 @@ import { bundleBody, SegmentReader } from './segments.ts';
 import { decodeTensor } from './tile-codec.ts';
 import type { PlanCache } from './plans.ts';
 import type { ShapePlans } from './shape-plans.ts';
-import type { AutoPlanning } from './registry.ts';
 import { DeadlineUnmeetableError, MasterFailedError, MasterInvocationError, RequestRejectedError } from './errors.ts';
 import { SpanKind } from '@opentelemetry/api';
 import { inSpan, inStoreSpan, traceFields } from './trace.ts';
@@ -166,7 +165,7 @@ export class DistributedBackend implements InferenceBackend {
 
   async ready() { return true; }
 
-  async infer(model: ModelEntry & { planKey?: string; auto?: AutoPlanning }, input: Tensor, requestId: string, opts: InferOptions = {}) {
+  async infer(model: ModelEntry, input: Tensor, requestId: string, opts: InferOptions = {}) {
     // Clients may choose x-request-id; a random suffix keeps two requests from ever sharing a
     // store prefix (and deleting each other's tiles).
     const rid = `${requestId.replace(/[^A-Za-z0-9_-]/g, '').slice(0, 48) || 'r'}-${randomBytes(6).toString('hex')}`;

@@ -8,6 +8,8 @@ import type { FloatTensor } from '../runtime/ort.ts';
 import type { DType } from '../tensor/dtype.ts';
 import type { DetPreprocessing } from '../vision/ppocr.ts';
 import type { DbOptions } from '../vision/db.ts';
+// Type-only: erased at run time, so http still loads no registry code.
+import type { ModelEntry } from './registry.ts';
 
 // ---------------------------------------------------------------------------
 // OIP datatypes of model tensors
@@ -95,28 +97,8 @@ export const IMAGENET_PREPROCESSING: Preprocessing = preprocessingSchema.parse({
 // ---------------------------------------------------------------------------
 // The model entry and the backend behind the routes
 
-export interface ModelEntry {
-  name: string;
-  inputName: string;
-  /** -1 for dynamic dimensions. */
-  inputShape: number[];
-  outputName: string;
-  outputShape: number[];
-  /** Present when the model accepts image bodies (image/jpeg, image/png, image/webp). */
-  preprocessing?: Preprocessing;
-  /** Class labels for top_k / the classification extension. */
-  labels?: string[];
-  /** Largest accepted input (element count); larger requests get 413. */
-  maxInputElements?: number;
-  /** The model's real inputs and outputs for GET /v2/models/{name} (absent: FP32 from the fields above). */
-  metadata?: { inputs: TensorMetadata[]; outputs: TensorMetadata[]; versions?: string[] };
-  /** Image bodies in BGR plane order (models trained on images read by OpenCV). */
-  channelOrder?: 'rgb' | 'bgr';
-  /** Image bodies are answered with text boxes (./text-detection.ts). */
-  textDetection?: TextDetection;
-  /** Responses add `mask`, the per-pixel argmax of the [N,K,H,W] output (./segmentation.ts). */
-  segmentation?: boolean;
-}
+/** Declared with the registry's schema (./registry.ts), whose stored form is derived from it. */
+export type { ModelEntry };
 
 export interface InferenceBackend {
   ready(): Promise<boolean>;

@@ -23,7 +23,7 @@ import { guardPlan } from './guard.ts';
 import { artifactKeys } from './keys.ts';
 import { ModelConfigError, modelConfigSchema, parseModelConfig, PPOCR_DET_CONFIG, resolveModel, type ModelConfig, type ResolvedModel } from './model-config.ts';
 import { registryEntry } from './publish.ts';
-import { REGISTRY_KEY, type AutoPlanning, type Registry, type RegistryEntry } from './registry.ts';
+import { REGISTRY_KEY, type AutoPlanning, type Registry, type StoredModelEntry } from './registry.ts';
 import { ServeError } from './errors.ts';
 
 export interface ModelSource {
@@ -167,7 +167,7 @@ export function planningSettings(config: Config, model: ModelConfig): Omit<AutoP
 }
 
 /** The registry entry of a source served per shape. */
-export function autoEntry(config: Config, s: ModelSource, r: ResolvedModel, sha: string): RegistryEntry {
+export function autoEntry(config: Config, s: ModelSource, r: ResolvedModel, sha: string): StoredModelEntry {
   const input = r.io.inputs[0];
   const output = r.io.outputs[0];
   const pre = s.config.preprocessing;

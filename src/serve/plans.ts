@@ -1,5 +1,5 @@
 import type { Plan } from '../plan/schema.ts';
-import { planSchema } from '../plan/schema.ts';
+import { planSchema, planVersionProblem, upgradePlanJson } from '../plan/schema.ts';
 import { chainsFor } from '../planner/chains.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../store/object-store.ts';
 import { buildRoutes, type Routes } from '../plan/bundles.ts';
@@ -21,6 +21,10 @@ export class PlanCache {
         const raw = await this.fetch(key, 'plan');
         let json: unknown;
         try { json = JSON.parse(raw.toString('utf8')); } catch (cause) { throw new ArtifactMissingError(`plan is not JSON: ${(cause as Error).message}`, { key, cause }); }
+        // Plans published, or cached per shape, by older code: upgraded when lossless, refused by version otherwise.
+        json = upgradePlanJson(json);
+        const version = planVersionProblem(json);
+        if (version) throw new ArtifactMissingError(`${version}; republish it`, { key });
         const r = planSchema.safeParse(json);
         if (!r.success) throw new ArtifactMissingError(`plan is not valid (${r.error.issues.slice(0, 4).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}); republish it`, { key });
         return r.data;

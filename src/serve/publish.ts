@@ -9,10 +9,10 @@ import { publishPlan } from './artifacts.ts';
 import { guardPlan } from './guard.ts';
 import { materializePlan } from '../planner/materialize.ts';
 import { oipDatatype } from './model-entry.ts';
-import { REGISTRY_KEY, registrySchema, type Registry, type RegistryEntry } from './registry.ts';
+import { REGISTRY_KEY, registrySchema, type Registry, type StoredModelEntry } from './registry.ts';
 
 /** The served model entry for a published plan, under `name`. */
-export function registryEntry(name: string, planKey: string, plan: Plan): RegistryEntry {
+export function registryEntry(name: string, planKey: string, plan: Plan): StoredModelEntry {
   const [, c, h, w] = plan.input.shape;
   return {
     name,
@@ -49,7 +49,7 @@ export interface RegistryUpdate { registry: Registry; added: string[]; replaced:
  * Adds or replaces `entries` by name (a replaced entry keeps its place, a new one is appended);
  * names in `first` are then moved to the front, in that order.
  */
-export function upsertRegistry(reg: Registry, entries: RegistryEntry[], first: string[] = []): RegistryUpdate {
+export function upsertRegistry(reg: Registry, entries: StoredModelEntry[], first: string[] = []): RegistryUpdate {
   const models = [...reg.models];
   const added: string[] = [];
   const replaced: string[] = [];
@@ -63,7 +63,7 @@ export function upsertRegistry(reg: Registry, entries: RegistryEntry[], first: s
       added.push(e.name);
     }
   }
-  const front = first.map((n) => models.find((m) => m.name === n)).filter((m): m is RegistryEntry => !!m);
+  const front = first.map((n) => models.find((m) => m.name === n)).filter((m): m is StoredModelEntry => !!m);
   const rest = models.filter((m) => !first.includes(m.name));
   const registry: Registry = { version: 1, models: [...front, ...rest] };
   registrySchema.parse(registry);
@@ -75,7 +75,7 @@ export async function writeRegistry(store: ObjectStore, reg: Registry): Promise<
   await store.put(REGISTRY_KEY, Buffer.from(JSON.stringify(reg)));
 }
 
-export interface PublishedPlan extends RegistryUpdate { planKey: string; uploaded: number; bytes: number; entries: RegistryEntry[] }
+export interface PublishedPlan extends RegistryUpdate { planKey: string; uploaded: number; bytes: number; entries: StoredModelEntry[] }
 
 /**
  * Checks one plan with the guard (./guard.ts), publishes it (its sub-models, content-addressed,

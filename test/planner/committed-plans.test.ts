@@ -6,6 +6,9 @@ import { promisify } from 'node:util';
 import { buildModel, ensureModel } from '../../src/models/index.ts';
 import { planModel } from '../../src/planner/plan.ts';
 import { COMMITTED_PLANS } from '../../src/planner/committed.ts';
+import { parsePlan } from '../../src/planner/materialize.ts';
+import { PLAN_VERSION } from '../../src/plan/schema.ts';
+import { PlanMismatchError } from '../../src/planner/errors.ts';
 
 const run = promisify(execFile);
 
@@ -17,6 +20,28 @@ describe('committed plans', () => {
       assert.deepEqual(JSON.parse(JSON.stringify(plan)), committed, 'run `npm run make-plans` and commit the result');
     });
   }
+
+  it('a version-2 plan (tiles\' `params`) reads as the current one; other versions are refused by version', async () => {
+    const committed = JSON.parse(await readFile(COMMITTED_PLANS[0].file, 'utf8'));
+    const v2 = {
+      ...committed,
+      version: 2,
+      stages: committed.stages.map((s: { tiles?: { pads: unknown }[] }) => (s.tiles
+        ? { ...s, tiles: s.tiles.map(({ pads, ...t }) => ({ ...t, params: pads })) }
+        : s)),
+    };
+    assert.equal(PLAN_VERSION, 3);
+    assert.deepEqual(parsePlan(v2, 'old.json'), parsePlan(committed, 'new.json'));
+    for (const version of [1, 4]) {
+      assert.throws(() => parsePlan({ ...committed, version }, 'old.json'), (e: Error) => {
+        assert.ok(e instanceof PlanMismatchError, e.name);
+        assert.match(e.message, new RegExp(`old\\.json: plan format version ${version} is not supported: this code reads version 3`));
+        return true;
+      });
+    }
+    // A version-3 plan with the old field name is not upgraded: the schema names the field.
+    assert.throws(() => parsePlan({ ...v2, version: 3 }), /params|pads/);
+  });
 
   it('the paper schemes: 6 groups, 24 and 72 worker tiles', async () => {
     const [p2, p4] = await Promise.all(COMMITTED_PLANS.map(async (c) => JSON.parse(await readFile(c.file, 'utf8'))));
