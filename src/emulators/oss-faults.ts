@@ -3,6 +3,7 @@
  * for whole runs (the `OSS_EMULATOR_FAULTS` spec).
  */
 import { z } from 'zod';
+import { mulberry32 } from '../onnx/builder.ts';
 import { OssHttpError, type OssOperation } from './oss-protocol.ts';
 import { describeIssues } from '../zod-issues.ts';
 
@@ -58,17 +59,6 @@ export function parseFaultSpec(text: string): FaultSpec {
   return r.data;
 }
 
-/** mulberry32: a small seeded generator, so a fault run can be repeated. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A fault to inject: make matching requests fail with an OSS error and/or respond late. */
 export interface OssFault {
@@ -99,7 +89,7 @@ export class OssFaultInjector {
 
   setRandom(f: FaultSpec | string | undefined): void {
     const spec = typeof f === 'string' ? parseFaultSpec(f) : f === undefined ? undefined : faultSpecSchema.parse(f);
-    this.randomFaults = spec ? { spec, random: spec.seed === undefined ? Math.random : seededRandom(spec.seed) } : undefined;
+    this.randomFaults = spec ? { spec, random: spec.seed === undefined ? Math.random : mulberry32(spec.seed) } : undefined;
   }
 
   inject(fault: OssFault): void {

@@ -120,6 +120,14 @@ interface ClientState {
   credentials: Credentials;
 }
 
+/** The options both FC API generations' invokers need, checked the same way. */
+export function checkInvokerOptions(kind: string, o: { accountId: string; region: string; credentials: CredentialsProvider; timeoutMs: number }): void {
+  if (!o.accountId) throw new TypeError(`${kind}: accountId is required`);
+  if (!o.region) throw new TypeError(`${kind}: region is required`);
+  if (!o.credentials || typeof o.credentials.get !== 'function') throw new TypeError(`${kind}: credentials must be a CredentialsProvider`);
+  if (!(o.timeoutMs > 0)) throw new TypeError(`${kind}: timeoutMs must be > 0`);
+}
+
 export class FcInvoker implements Invoker {
   readonly endpoint: FcEndpoint;
   private readonly options: FcInvokerOptions;
@@ -131,12 +139,7 @@ export class FcInvoker implements Invoker {
   clientBuilds = 0;
 
   constructor(options: FcInvokerOptions) {
-    if (!options.accountId) throw new TypeError('FcInvoker: accountId is required');
-    if (!options.region) throw new TypeError('FcInvoker: region is required');
-    if (!options.credentials || typeof options.credentials.get !== 'function') {
-      throw new TypeError('FcInvoker: credentials must be a CredentialsProvider');
-    }
-    if (!(options.timeoutMs > 0)) throw new TypeError('FcInvoker: timeoutMs must be > 0');
+    checkInvokerOptions('FcInvoker', options);
     this.options = options;
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.credentials = new CachedCredentials(options.credentials, { refreshMarginMs: options.refreshBeforeExpiryMs ?? 5 * 60_000 });

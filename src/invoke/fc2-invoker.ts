@@ -38,7 +38,7 @@ import {
   PayloadTooLargeError,
 } from './errors.ts';
 import { FcApiError, FcAuthError } from './fc-errors.ts';
-import { FC_EMULATOR_HEADERS, FC_HEADERS, functionErrorFromResponse } from './fc-invoker.ts';
+import { checkInvokerOptions, FC_EMULATOR_HEADERS, FC_HEADERS, functionErrorFromResponse } from './fc-invoker.ts';
 import type { InvokeOptions, InvokeResult, Invoker } from './invoker.ts';
 
 /** The part of `@alicloud/fc2`'s client this adapter uses. */
@@ -129,12 +129,7 @@ export class Fc2Invoker implements Invoker {
   clientBuilds = 0;
 
   constructor(options: Fc2InvokerOptions) {
-    if (!options.accountId) throw new TypeError('Fc2Invoker: accountId is required');
-    if (!options.region) throw new TypeError('Fc2Invoker: region is required');
-    if (!options.credentials || typeof options.credentials.get !== 'function') {
-      throw new TypeError('Fc2Invoker: credentials must be a CredentialsProvider');
-    }
-    if (!(options.timeoutMs > 0)) throw new TypeError('Fc2Invoker: timeoutMs must be > 0');
+    checkInvokerOptions('Fc2Invoker', options);
     const endpoint = options.endpoint ?? defaultFc2Endpoint(options.accountId, options.region, options.internal);
     if (!/^https?:\/\/[^/?#\s]+\/?$/i.test(endpoint)) {
       throw new TypeError(`Fc2Invoker: invalid endpoint ${JSON.stringify(endpoint)}: expected http(s)://host[:port]`);
