@@ -1,5 +1,5 @@
 import { DataType, type TensorProto } from '../onnx/model-io.ts';
-import type { IrGraph, IrNode } from './ir.ts';
+import { linkNodes, type IrGraph, type IrNode } from './ir.ts';
 import { inferShapes, type ShapeInfo } from './shapes.ts';
 
 /** Inputs of these ops that only steer the op (sizes, scales), never carry data. */
@@ -54,16 +54,5 @@ export function analyzeGraph(g: IrGraph, inputShapes: Record<string, number[]>):
   }
   const derivedNodes = new Set(derived.values());
   const nodes = g.nodes.filter((n) => !fold.has(n) && !derivedNodes.has(n));
-  const producer = new Map<string, IrNode>();
-  const consumers = new Map<string, IrNode[]>();
-  for (const n of nodes) {
-    for (const o of n.outputs) if (o) producer.set(o, n);
-    for (const x of n.inputs) {
-      if (!x) continue;
-      const list = consumers.get(x) ?? [];
-      if (!list.includes(n)) list.push(n);
-      consumers.set(x, list);
-    }
-  }
-  return { graph: { ...g, nodes, constants, producer, consumers, derived }, info };
+  return { graph: { ...g, nodes, constants, ...linkNodes(nodes), derived }, info };
 }

@@ -134,18 +134,23 @@ export function buildGraph(model: ModelProto, label = 'model'): IrGraph {
     for (const o of n.outputs) available.add(o);
   }
 
+  return { label, model, opset, nodes, constants, inputs, outputs, ...linkNodes(nodes) };
+}
+
+/** Each tensor's producing node, and the nodes that read it (each once, in order). */
+export function linkNodes(nodes: IrNode[]): { producer: Map<string, IrNode>; consumers: Map<string, IrNode[]> } {
   const producer = new Map<string, IrNode>();
   const consumers = new Map<string, IrNode[]>();
   for (const n of nodes) {
     for (const o of n.outputs) if (o) producer.set(o, n);
     for (const x of n.inputs) {
       if (!x) continue;
-      if (!consumers.has(x)) consumers.set(x, []);
-      const list = consumers.get(x)!;
+      const list = consumers.get(x) ?? [];
       if (!list.includes(n)) list.push(n);
+      consumers.set(x, list);
     }
   }
-  return { label, model, opset, nodes, constants, inputs, outputs, producer, consumers };
+  return { producer, consumers };
 }
 
 export function attrInt(n: IrNode, name: string, dflt: number): number {

@@ -424,6 +424,24 @@ export function functionErrorFromResponse(
   });
 }
 
+/** What both FC API generations' invokers read from a function instance's environment. */
+export function invokerOptionsFromEnv(env: Record<string, string | undefined>, who: string) {
+  const accountId = env.ALIBABA_ACCOUNT_ID ?? env.FC_ACCOUNT_ID;
+  const region = env.ALIBABA_REGION ?? env.FC_REGION;
+  if (!accountId) throw new TypeError(`${who}: ALIBABA_ACCOUNT_ID (or FC_ACCOUNT_ID) is not set`);
+  if (!region) throw new TypeError(`${who}: ALIBABA_REGION (or FC_REGION) is not set`);
+  const timeout = Number(env.FUNCTION_TIMEOUT_MS ?? 120_000);
+  return {
+    accountId,
+    region,
+    ...(env.INVOKE_ENDPOINT ? { endpoint: env.INVOKE_ENDPOINT } : {}),
+    internal: env.INVOKE_INTERNAL === 'true' || env.INVOKE_INTERNAL === '1',
+    ...(env.INVOKE_QUALIFIER ? { qualifier: env.INVOKE_QUALIFIER } : {}),
+    credentials: envCredentials(env),
+    timeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout : 120_000,
+  };
+}
+
 /**
  * Build an FcInvoker from the environment a function instance gets (see fcFunctionEnv in
  * src/emulators/fc-server.ts, or FC's own variables):
@@ -433,19 +451,8 @@ export function functionErrorFromResponse(
  * - INVOKE_INTERNAL=true for the VPC endpoint, INVOKE_QUALIFIER, FUNCTION_TIMEOUT_MS (default 120 s).
  */
 export function fcInvokerFromEnv(env: Record<string, string | undefined> = process.env, overrides: Partial<FcInvokerOptions> = {}): FcInvoker {
-  const accountId = env.ALIBABA_ACCOUNT_ID ?? env.FC_ACCOUNT_ID;
-  const region = env.ALIBABA_REGION ?? env.FC_REGION;
-  if (!accountId) throw new TypeError('fcInvokerFromEnv: ALIBABA_ACCOUNT_ID (or FC_ACCOUNT_ID) is not set');
-  if (!region) throw new TypeError('fcInvokerFromEnv: ALIBABA_REGION (or FC_REGION) is not set');
-  const timeout = Number(env.FUNCTION_TIMEOUT_MS ?? 120_000);
   return new FcInvoker({
-    accountId,
-    region,
-    ...(env.INVOKE_ENDPOINT ? { endpoint: env.INVOKE_ENDPOINT } : {}),
-    internal: env.INVOKE_INTERNAL === 'true' || env.INVOKE_INTERNAL === '1',
-    ...(env.INVOKE_QUALIFIER ? { qualifier: env.INVOKE_QUALIFIER } : {}),
-    credentials: envCredentials(env),
-    timeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout : 120_000,
+    ...invokerOptionsFromEnv(env, 'fcInvokerFromEnv'),
     ...overrides,
   });
 }

@@ -29,7 +29,7 @@ import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
 import type { Credentials, CredentialsProvider } from '../cloud/credentials.ts';
-import { CachedCredentials, envCredentials, sameCredentials } from '../cloud/credentials.ts';
+import { CachedCredentials, sameCredentials } from '../cloud/credentials.ts';
 import {
   DEFAULT_MAX_PAYLOAD_BYTES,
   FunctionNotFoundError,
@@ -38,7 +38,7 @@ import {
   PayloadTooLargeError,
 } from './errors.ts';
 import { FcApiError, FcAuthError } from './fc-errors.ts';
-import { checkInvokerOptions, FC_EMULATOR_HEADERS, FC_HEADERS, functionErrorFromResponse } from './fc-invoker.ts';
+import { checkInvokerOptions, invokerOptionsFromEnv, FC_EMULATOR_HEADERS, FC_HEADERS, functionErrorFromResponse } from './fc-invoker.ts';
 import type { InvokeOptions, InvokeResult, Invoker } from './invoker.ts';
 
 /** The part of `@alicloud/fc2`'s client this adapter uses. */
@@ -324,20 +324,9 @@ function num(v: string | undefined): number | undefined {
  * FC2_SERVICE (or FC_SERVICE_NAME, or DEFAULT_FC2_SERVICE).
  */
 export function fc2InvokerFromEnv(env: Record<string, string | undefined> = process.env, overrides: Partial<Fc2InvokerOptions> = {}): Fc2Invoker {
-  const accountId = env.ALIBABA_ACCOUNT_ID ?? env.FC_ACCOUNT_ID;
-  const region = env.ALIBABA_REGION ?? env.FC_REGION;
-  if (!accountId) throw new TypeError('fc2InvokerFromEnv: ALIBABA_ACCOUNT_ID (or FC_ACCOUNT_ID) is not set');
-  if (!region) throw new TypeError('fc2InvokerFromEnv: ALIBABA_REGION (or FC_REGION) is not set');
-  const timeout = Number(env.FUNCTION_TIMEOUT_MS ?? 120_000);
   return new Fc2Invoker({
-    accountId,
-    region,
-    ...(env.INVOKE_ENDPOINT ? { endpoint: env.INVOKE_ENDPOINT } : {}),
-    internal: env.INVOKE_INTERNAL === 'true' || env.INVOKE_INTERNAL === '1',
-    ...(env.INVOKE_QUALIFIER ? { qualifier: env.INVOKE_QUALIFIER } : {}),
+    ...invokerOptionsFromEnv(env, 'fc2InvokerFromEnv'),
     defaultService: env.FC2_SERVICE ?? env.FC_SERVICE_NAME ?? DEFAULT_FC2_SERVICE,
-    credentials: envCredentials(env),
-    timeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout : 120_000,
     ...overrides,
   });
 }
