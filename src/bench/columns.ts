@@ -146,7 +146,7 @@ export const COLUMNS: Column[] = [
   { key: 'memory_mb', header: 'memory_size_mb', doc: 'worker memory (WORKER_MEMORY_MB): billed, and the RSS limit over which the pool kills an instance' },
   { key: 'threads', header: 'threads', doc: 'ORT intra-op threads per worker (WORKER_THREADS) = ceil(vcpu), at most the machine\'s cores' },
   { key: 'cpus_per_instance', header: 'cpus_per_instance', doc: 'cores each worker process is pinned to (taskset); 0 when affinity is off or unavailable' },
-  { key: 'cpu_duty', header: 'cpu_duty', doc: 'share of each 100 ms period a worker may run (SIGSTOP/SIGCONT duty cycle) = vcpu / threads; 1 = not throttled' },
+  { key: 'cpu_duty', header: 'cpu_duty', doc: 'share of each 100 ms period a worker may run (its CFS quota, or a SIGSTOP/SIGCONT duty cycle where cgroups are unavailable) = vcpu / threads; 1 = not throttled' },
   { key: 'batch', header: 'batch_size', doc: 'images per request' },
   { key: 'concurrency', header: 'concurrency', doc: 'requests in flight from the client at once' },
   { key: 'max_instances', header: 'max_instances', doc: 'WORKER_MAX_INSTANCES of the stack (instance concurrency is 1, so the most tiles running at once)' },

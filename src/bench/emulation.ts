@@ -4,14 +4,20 @@
  * - ORT intra-op threads = ceil(vCPU), at most the machine's cores (WORKER_THREADS);
  * - CPU affinity: each instance is pinned (`taskset -a -c -p`) to that many cores, instances
  *   spread round-robin over the machine's cores;
- * - fractional vCPU: a duty cycle, SIGCONT for vcpu/threads of every 100 ms period and SIGSTOP for
- *   the rest (what cpulimit does; FC and CFS quotas also throttle per period). Instances' on-windows
- *   are staggered so that they do not all stop at once.
+ * - fractional vCPU: a CFS bandwidth quota, FC's own mechanism: each instance in its own cpu
+ *   cgroup with `vcpu * 100 ms` of CPU time per 100 ms period (cgroup v1 `cpu.cfs_quota_us`, where
+ *   this process may create cgroups, as root in a container). An instance runs whenever it has
+ *   quota left and is throttled to the period's end once it has used it. Elsewhere, a duty cycle:
+ *   SIGCONT for vcpu/threads of every 100 ms period and SIGSTOP for the rest (what cpulimit does),
+ *   instances' on-windows staggered. It stops an instance for its off-window even when it was idle
+ *   and has used nothing, so short bursty stages wait far longer than under a quota.
  * Limits (docs/bench.md): instances still share the machine's cores, so more busy instances than
  * cores run slower than FC instances would; new instances are pinned when `track` next sees them.
  */
 import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -31,6 +37,70 @@ export function cpuShape(vcpu: number, cores = availableParallelism(), opts: { a
   return { threads, coresPerInstance: opts.affinity === false ? 0 : threads, duty };
 }
 
+/** How fractional vCPU is enforced: a CFS quota per instance (cgroup), or SIGSTOP/SIGCONT windows. */
+export type Throttle = 'cgroup' | 'signals';
+
+const CGROUP_CPU = '/sys/fs/cgroup/cpu';
+export const QUOTA_PERIOD_US = 100_000;
+
+/**
+ * A cpu cgroup (v1) per instance under one directory of this process's, with a CFS quota.
+ * `open` returns undefined where cgroups cannot be made (not root, cgroup v2 only, read-only).
+ */
+export class CgroupQuotas {
+  private readonly groups = new Map<number, string>();
+  private constructor(readonly dir: string) {}
+
+  static open(root = CGROUP_CPU): CgroupQuotas | undefined {
+    const dir = join(root, `fc-tiled-cnn-bench-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+    try {
+      readFileSync(join(root, 'cpu.cfs_quota_us'), 'utf8');
+      mkdirSync(dir);
+    } catch {
+      return undefined;
+    }
+    return new CgroupQuotas(dir);
+  }
+
+  /** Moves `pid` (all its threads) into its own group with `cores` of CPU time per period. */
+  limit(pid: number, cores: number): void {
+    const g = join(this.dir, `p${pid}`);
+    mkdirSync(g, { recursive: true });
+    writeFileSync(join(g, 'cpu.cfs_period_us'), String(QUOTA_PERIOD_US));
+    writeFileSync(join(g, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(cores * QUOTA_PERIOD_US))));
+    writeFileSync(join(g, 'cgroup.procs'), String(pid));
+    this.groups.set(pid, g);
+  }
+
+  /** Periods in which the group ran out of quota, and the time it was throttled (ms). */
+  throttled(pid: number): { periods: number; ms: number } | undefined {
+    const g = this.groups.get(pid);
+    if (!g) return undefined;
+    try {
+      const stat = readFileSync(join(g, 'cpu.stat'), 'utf8');
+      const num = (k: string) => Number(new RegExp(`^${k} (\\d+)$`, 'm').exec(stat)?.[1] ?? 0);
+      return { periods: num('nr_throttled'), ms: num('throttled_time') / 1e6 };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Gives `pid` back the machine (it returns to the root group) and removes its group. */
+  release(pid: number): void {
+    const g = this.groups.get(pid);
+    if (!g) return;
+    this.groups.delete(pid);
+    try { writeFileSync(join(this.dir, '..', 'cgroup.procs'), String(pid)); } catch { /* exited */ }
+    try { rmdirSync(g); } catch { /* still has tasks: removed with the directory below, or by the kernel's release */ }
+  }
+
+  /** Releases every instance and removes this process's directory. Idempotent. */
+  close(): void {
+    for (const pid of [...this.groups.keys()]) this.release(pid);
+    try { rmdirSync(this.dir); } catch { /* gone */ }
+  }
+}
+
 let tasksetChecked: Promise<boolean> | undefined;
 /** Whether `taskset` exists and can change this machine's affinities. */
 export function tasksetAvailable(): Promise<boolean> {
@@ -41,12 +111,22 @@ export function tasksetAvailable(): Promise<boolean> {
 export class CpuLimiter {
   private readonly pinned = new Set<number>();
   private readonly throttled = new Map<number, { timer?: NodeJS.Timeout; stopped: boolean }>();
+  private readonly quotas: CgroupQuotas | undefined;
   private seq = 0;
   private stopped = false;
   readonly notes: string[] = [];
 
-  constructor(private readonly shape: CpuShape, private readonly opts: { cores?: number; periodMs?: number; affinity: boolean } = { affinity: true }) {
+  constructor(private readonly shape: CpuShape, private readonly opts: { cores?: number; periodMs?: number; affinity: boolean; throttle?: Throttle } = { affinity: true }) {
+    if (shape.duty < 1 && opts.throttle !== 'signals') {
+      this.quotas = CgroupQuotas.open();
+      if (!this.quotas) this.notes.push('cpu cgroups cannot be created here (root and cgroup v1 needed): fractional vCPU is a SIGSTOP/SIGCONT duty cycle, not a CFS quota');
+    }
     process.once('exit', this.onExit);
+  }
+
+  /** How fractional vCPU is enforced on this machine (undefined: not throttled). */
+  get throttle(): Throttle | undefined {
+    return this.shape.duty >= 1 ? undefined : this.quotas ? 'cgroup' : 'signals';
   }
 
   /** Pins and starts throttling every pid not seen before; forgets pids that are gone. */
@@ -61,7 +141,10 @@ export class CpuLimiter {
       const slot = this.seq++;
       this.pinned.add(pid);
       if (this.opts.affinity && this.shape.coresPerInstance > 0) await this.pin(pid, slot);
-      if (this.shape.duty < 1) this.startThrottle(pid, slot);
+      if (this.shape.duty < 1) {
+        if (this.quotas) this.limitByQuota(pid);
+        else this.startThrottle(pid, slot);
+      }
     }
   }
 
@@ -78,6 +161,15 @@ export class CpuLimiter {
     } catch (e) {
       // The process may have exited meanwhile; anything else is worth a note.
       if (isAlive(pid)) this.notes.push(`taskset on pid ${pid} failed: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+
+  private limitByQuota(pid: number): void {
+    try {
+      this.quotas!.limit(pid, this.shape.duty * this.shape.threads);
+      this.throttled.set(pid, { stopped: false });
+    } catch (e) {
+      if (isAlive(pid)) this.notes.push(`cpu quota for pid ${pid} failed: ${(e as Error).message.split('\n')[0]}`);
     }
   }
 
@@ -111,7 +203,8 @@ export class CpuLimiter {
     if (st) {
       clearTimeout(st.timer);
       this.throttled.delete(pid);
-      signal(pid, 'SIGCONT');
+      if (this.quotas) this.quotas.release(pid);
+      else signal(pid, 'SIGCONT');
     }
   }
 
@@ -119,11 +212,13 @@ export class CpuLimiter {
   stop(): void {
     this.stopped = true;
     for (const pid of [...this.throttled.keys()]) this.untrack(pid);
+    this.quotas?.close();
     process.removeListener('exit', this.onExit);
   }
 
   private readonly onExit = () => {
-    for (const pid of this.throttled.keys()) signal(pid, 'SIGCONT');
+    if (this.quotas) this.quotas.close();
+    else for (const pid of this.throttled.keys()) signal(pid, 'SIGCONT');
   };
 }
 
