@@ -41,6 +41,8 @@ export interface PredictInput {
   batch: number;
   /** Worker instances that can run at once (the stack's WORKER_MAX_INSTANCES). */
   workerLanes: number;
+  /** Requests the bench keeps in flight at once: they share this machine's cores and instances. */
+  requests?: number;
   master: { vcpu: number; memoryMb: number };
   handler: { vcpu: number; memoryMb: number };
 }
@@ -50,7 +52,7 @@ export function predictColumns(m: CostModel | undefined, inp: PredictInput, onEr
   if (!m) return undefined;
   try {
     const opts = { vcpu: inp.vcpu, memoryMb: inp.memoryMb, batch: inp.batch, concurrency: inp.workerLanes, master: inp.master, handler: inp.handler };
-    const local = m.predictPlan(inp.plan, { ...opts, profile: m.local });
+    const local = m.predictPlan(inp.plan, { ...opts, profile: m.local, requests: inp.requests ?? 1 });
     // On FC every tile can get its own instance: the plan's tile count bounds the concurrency.
     const fcOpts = { ...opts, concurrency: Math.max(1, inp.plan.summary.tiles) };
     const fc = m.fc ? m.predictPlan(inp.plan, { ...fcOpts, profile: m.fc }) : undefined;

@@ -210,7 +210,7 @@ async function runSingleStackGroup(
       const maxAbsDiff = out && monoRes?.output ? compareTensors(monoRes.output, out).maxAbsDiff : undefined;
       const f = served.config.functions;
       const predicted = predictColumns(costModel, {
-        plan: pf.plan, vcpu: c.resources.vcpu, memoryMb: c.resources.memoryMb, batch: c.batch, workerLanes: c.workers,
+        plan: pf.plan, vcpu: c.resources.vcpu, memoryMb: c.resources.memoryMb, batch: c.batch, workerLanes: c.workers, requests: c.concurrency,
         master: { vcpu: f.master.vcpu, memoryMb: f.master.memoryMb }, handler: { vcpu: f.handler.vcpu, memoryMb: f.handler.memoryMb },
       }, noteOnce);
       const ci = info(c, shape, pf);

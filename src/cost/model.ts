@@ -104,6 +104,11 @@ export interface PredictOptions {
   exchange?: 'store' | 'redis';
   /** Requests per hour the Tair instance serves, to spread its hourly price (default 3,600: one a second). */
   requestsPerHour?: number;
+  /**
+   * Requests in flight at once (closed-loop clients) sharing the machine's cores and the worker
+   * instances; default 1. See `contendedLatency`.
+   */
+  requests?: number;
 }
 
 export interface StagePrediction {
@@ -135,6 +140,11 @@ export interface Prediction {
   peakStoreRps: number;
   /** Time added because the store would throttle a chain's requests (ms, included in latencyMs). */
   throttleMs: number;
+  /**
+   * One request's demand on the resources concurrent requests share (ms): its core-time over the
+   * cores, and its worker-instance time over the instances; the larger bounds throughput.
+   */
+  bottleneckMs: number;
   /** USD per request beyond FC compute: store requests, and the Tair instance's share. */
   otherUsd: { store: number; redis: number };
   /** FC compute plus store requests plus the Tair share, USD per request. */
@@ -295,9 +305,14 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
   // stopped window; one worker alone just runs slower (its vCPU share is in its speed).
   const throttleWait = (stageMs: number) => throttleWaitFor(p, o.vcpu, stageMs);
   let throttleMs = 0;
+  // Core-ms of compute (a worker of v <= 1 vCPU uses v of a core while it runs) and instance-ms.
+  let coreMs = 0;
+  let instanceMs = 0;
   for (const unit of schedule(plan, routes)) {
     if (unit.kind === 'master') {
-      latency += ((unit.stage.flops * scale) / (p.masterGflops * 1e9)) * 1000;
+      const ms = ((unit.stage.flops * scale) / (p.masterGflops * 1e9)) * 1000;
+      latency += ms;
+      coreMs += ms;
       continue;
     }
     const c = unit.chain;
@@ -345,6 +360,7 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
         return { compute, io, reads: sources.size };
       });
       times.forEach((t, ti) => { perWorker[routes.ownerOf(s.id, ti)] += t.compute + t.io; });
+      for (const t of s.tiles) coreMs += ((t.flops * scale) / speed) * 1000 * o.vcpu;
       let stageMs = coScheduled(c)
         ? Math.max(...times.map((t) => t.compute + t.io))
         : makespan(times.map((t) => t.compute + t.io + p.invokeOverheadMs), lanes);
@@ -371,6 +387,7 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
       unitMs = throttled;
     }
     latency += unitMs;
+    instanceMs += unitMs * (coScheduled(c) ? c.workers : Math.min(c.workers, lanes));
     // Co-scheduled workers are billed while they wait for each other: the chain's duration each.
     for (let j = 0; j < c.workers; j++) billed.push({ function: 'worker', durationMs: coScheduled(c) ? unitMs - p.invokeOverheadMs : perWorker[j] + setup });
     groups.push({ id: c.id, tiles: c.workers, latencyMs: unitMs, maxTileMs: Math.max(...perWorker), computeMs: 0, ioMs: 0, workerPeakMb: workerPeak });
@@ -384,11 +401,22 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
     store: (storeRequests / 10_000) * (p.storeUsdPer10kRequests ?? 0),
     redis: redis ? (p.redisUsdPerHour ?? 0) / (o.requestsPerHour ?? 3600) : 0,
   };
+  const bottleneckMs = Math.max(coreMs / (p.effectiveCores ?? p.maxParallelWorkers), instanceMs / Math.max(1, Math.floor(o.concurrency)));
   return {
-    latencyMs: latency, workerPeakMb: workerPeak, invocations: billed.length, storeRequests,
-    storeBytes, billed: cost, groups, redisOps, peakStoreRps, throttleMs, otherUsd,
+    latencyMs: contendedLatency(latency, bottleneckMs, o.requests ?? 1), workerPeakMb: workerPeak, invocations: billed.length, storeRequests,
+    storeBytes, billed: cost, groups, redisOps, peakStoreRps, throttleMs, bottleneckMs, otherUsd,
     totalUsd: cost.usd + otherUsd.store + otherUsd.redis,
   };
+}
+
+/**
+ * Latency with `requests` closed-loop clients: never below one request alone, and never below
+ * what the bottleneck allows (by Little's law, R clients each waiting L at a throughput of at
+ * most 1/bottleneck: L >= R * bottleneck). The asymptotic bounds of operational analysis: exact
+ * far from the knee, optimistic near it.
+ */
+export function contendedLatency(aloneMs: number, bottleneckMs: number, requests: number): number {
+  return Math.max(aloneMs, Math.max(1, requests) * bottleneckMs);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildModel } from '../../src/models/index.ts';
-import { makespan, predictMonolithic, predictPlan, workerSpeed, costProfileSchema, type CostProfile } from '../../src/cost/model.ts';
+import { contendedLatency, makespan, predictMonolithic, predictPlan, workerSpeed, costProfileSchema, type CostProfile } from '../../src/cost/model.ts';
 import { loadProfile } from '../../src/cost/profiles.ts';
 import { planModelAuto } from '../../src/planner/auto.ts';
 import { planModel } from '../../src/planner/plan.ts';
@@ -113,6 +113,24 @@ describe('cost model', () => {
     const big = predictPlan(p2, { ...o, batch: 16 });
     assert.ok(big.billed.vcpuSeconds > 8 * a.billed.vcpuSeconds);
     assert.ok(a.workerPeakMb > profile.baseRssMb);
+  });
+
+  it('concurrent requests: never faster than alone, bounded by the shared cores or instances', () => {
+    assert.equal(contendedLatency(100, 30, 1), 100);
+    assert.equal(contendedLatency(100, 30, 3), 100);
+    assert.equal(contendedLatency(100, 30, 5), 150);
+    const four = { ...o, concurrency: 4 };
+    const alone = predictPlan(p2, four);
+    assert.equal(predictPlan(p2, { ...four, requests: 1 }).latencyMs, alone.latencyMs);
+    // A chain of four on four instances holds all of them: two requests cannot overlap their chains.
+    const chainMs = alone.groups.reduce((a, g) => a + g.latencyMs, 0);
+    assert.ok(alone.bottleneckMs >= chainMs - 1e-9);
+    assert.ok(predictPlan(p2, { ...four, requests: 2 }).latencyMs >= 2 * chainMs - 1e-9);
+    // Two cores shared by sixteen requests: the core-time bound.
+    const cores = { ...profile, maxParallelWorkers: 2 };
+    const lone = predictPlan(p2, { ...o, profile: cores, concurrency: 1000 });
+    assert.ok(predictPlan(p2, { ...o, profile: cores, concurrency: 1000, requests: 16 }).latencyMs >= 16 * lone.bottleneckMs - 1e-9);
+    assert.ok(lone.bottleneckMs > 0);
   });
 
   it('polls are store requests only on a polling store', () => {
