@@ -262,9 +262,14 @@ export async function calibrateLocal(log: (s: string) => void = () => undefined)
   log('invocations...');
   const inv = await invokeFigures();
   log(`  ${inv.overheadMs.toFixed(2)} ms per invoke, cold start ${inv.coldStartMs.toFixed(0)} ms, base RSS ${inv.baseRssMb.toFixed(0)} MB`);
+  // The bench enforces fractional vCPU as a CFS quota where it can make cgroups (src/bench/emulation.ts).
+  const { CgroupQuotas, QUOTA_PERIOD_US } = await import('../bench/emulation.ts');
+  const quotas = CgroupQuotas.open();
+  quotas?.close();
+  log(quotas ? `fractional vCPU: a CFS quota per ${QUOTA_PERIOD_US / 1000} ms period (cgroups)` : 'fractional vCPU: a SIGSTOP/SIGCONT duty cycle (no cgroups here)');
   const base: CostProfile = {
     name: 'local',
-    notes: `Calibrated on ${new Date().toISOString().slice(0, 10)} by npm run calibrate (ResNet-18 tiles, FsStore, ProcessPoolInvoker). pollIntervalMs 0: the filesystem store wakes waiters natively.`,
+    notes: `Calibrated on ${new Date().toISOString().slice(0, 10)} by npm run calibrate (ResNet-18 tiles, FsStore, ProcessPoolInvoker). pollIntervalMs 0: the filesystem store wakes waiters natively.${quotas ? ' cpuQuotaPeriodMs: the bench enforces fractional vCPU with a CFS quota (cgroups).' : ''}`,
     gflopsPerVcpu: +solo.gflops.toFixed(2),
     stageOverheadMs: +solo.runMs.toFixed(2),
     threadEfficiency: +Math.min(1, Math.max(0, two.gflops / one.gflops - 1)).toFixed(3),
@@ -283,6 +288,7 @@ export async function calibrateLocal(log: (s: string) => void = () => undefined)
     masterGflops: +two.gflops.toFixed(2),
     requestOverheadMs: +(4 * inv.overheadMs + 4 * st.latencyMs).toFixed(2),
     maxParallelWorkers: availableParallelism(),
+    ...(quotas ? { cpuQuotaPeriodMs: QUOTA_PERIOD_US / 1000 } : {}),
   };
   log('fitting on the real stack (the table1 rows of bench --quick for the 2x2 and 4x4 plans)...');
   const { params, fit, rows } = await fitOnBench(base, log);

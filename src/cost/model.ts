@@ -68,6 +68,14 @@ export const costProfileSchema = z.object({
    */
   throttleRoundMs: z.number().nonnegative().optional(),
   /**
+   * Fractional vCPU enforced as a CPU-time quota per period of this length (ms), as CFS
+   * bandwidth control does (the bench's cgroups): a worker runs at its threads' full speed until
+   * it has used vCPU x period of CPU time in the period, and waits for the next one after that.
+   * Short stages run at full speed; long ones average vCPU. Unset: a worker always runs at its
+   * vCPU's share of a core's speed.
+   */
+  cpuQuotaPeriodMs: z.number().positive().optional(),
+  /**
    * Worker CPU time per tile and stage that does not scale with FLOPs or batch: the session
    * call, cropping and padding, encoding the bundle (ms at one vCPU). Unset: 0.
    */
@@ -184,6 +192,23 @@ export function workerSpeed(p: CostProfile, vcpu: number, busy: number): number 
   return vcpuSpeed(p, vcpu) * 1e9 * Math.min(1, cores / (busy * Math.max(vcpu, 1e-9)));
 }
 
+/**
+ * The vCPU a worker computes at while it has quota: its threads' whole cores under a CPU-time
+ * quota (cpuQuotaPeriodMs), else its vCPU.
+ */
+export function burstVcpu(p: CostProfile, vcpu: number): number {
+  return p.cpuQuotaPeriodMs === undefined ? vcpu : Math.max(vcpu, Math.ceil(vcpu - 1e-9));
+}
+
+/**
+ * Under a CPU-time quota, the least wall time `coreMs` of CPU time takes at `vcpu`: none beyond
+ * the compute itself while it fits in one period's quota, else the quota's rate.
+ */
+export function quotaBoundMs(p: CostProfile, vcpu: number, coreMs: number): number {
+  if (p.cpuQuotaPeriodMs === undefined || coreMs <= vcpu * p.cpuQuotaPeriodMs) return 0;
+  return coreMs / vcpu;
+}
+
 /** The stage's wait for stopped workers: a period's stopped part, less what a long stage already spans. */
 export const THROTTLE_PERIOD_MS = 100;
 function throttleWaitFor(p: CostProfile, vcpu: number, stageMs: number): number {
@@ -223,7 +248,8 @@ export interface GroupWork { id: number; tiles: TileWork[]; residentWeightBytes:
 export function predictGroup(g: GroupWork, o: PredictOptions): StagePrediction & { billedMs: number[] } {
   const p = o.profile;
   const lanes = Math.max(1, Math.min(o.concurrency, g.tiles.length));
-  const speed = workerSpeed(p, o.vcpu, lanes);
+  const burst = burstVcpu(p, o.vcpu);
+  const speed = workerSpeed(p, burst, lanes);
   const overheadMs = (p.stageOverheadMs ?? 0) * ((vcpuSpeed(p, 1) * 1e9) / speed);
   const ioMs = (requests: number, bytes: number) => (requests ? p.storeLatencyMs : 0) + (bytes / MB / p.storeBandwidthMBps) * 1000;
   const sessionMs = (g.subModelBytes / MB) * p.sessionLoadMsPerMB * (1 - p.sessionHitRate);
@@ -233,7 +259,7 @@ export function predictGroup(g: GroupWork, o: PredictOptions): StagePrediction &
   let maxIo = 0;
   let peak = 0;
   for (const t of g.tiles) {
-    const compute = (t.flops / speed) * 1000;
+    const compute = Math.max((t.flops / speed) * 1000, quotaBoundMs(p, o.vcpu, (t.flops / (vcpuSpeed(p, burst) * 1e9)) * 1000 * burst));
     const io = ioMs(t.readRequests, t.readBytes) + ioMs(t.writeRequests, t.writeBytes);
     const d = compute + overheadMs + io + sessionMs + p.coldStartProbability * p.coldStartMs;
     billedMs.push(d);
@@ -272,7 +298,8 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
   // The runtime re-forms chains for the worker instances it has (WORKER_MAX_INSTANCES).
   const routes = buildRoutes(plan, chainsFor(plan, o.maxWorkers ?? Math.max(1, Math.min(plan.maxWorkers, Math.floor(o.concurrency)))));
   const byId = new Map<number, Stage>(plan.stages.map((s) => [s.id, s]));
-  const speed = vcpuSpeed(p, o.vcpu) * 1e9;
+  const burst = burstVcpu(p, o.vcpu);
+  const speed = vcpuSpeed(p, burst) * 1e9;
   const segBytes = (source: string, reader: string) => {
     return readerBytes(routes.bundles.get(source)!, reader, o.batch);
   };
@@ -320,6 +347,8 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
     // their tiles on the instances there are.
     const lanes = Math.max(1, Math.min(c.workers, coScheduled(c) ? c.workers : o.concurrency));
     const perWorker = new Array<number>(c.workers).fill(0);
+    // CPU time each worker spends (core-ms), for the quota's bound on the chain.
+    const workerCoreMs = new Array<number>(c.workers).fill(0);
     let chainMs = 0;
     let subModelBytes = 0;
     let unitRequests = 0;
@@ -338,10 +367,10 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
       subModelBytes += s.subModel.bytes;
       let stageBytes = 0;
       const busy = Math.min(lanes, s.tiles.length);
-      const tileSpeed = workerSpeed(p, o.vcpu, busy);
-      const stageOverhead = (p.stageOverheadMs ?? 0) * (speed / tileSpeed) * (vcpuSpeed(p, 1) / vcpuSpeed(p, o.vcpu));
+      const tileSpeed = workerSpeed(p, burst, busy);
+      const stageOverhead = (p.stageOverheadMs ?? 0) * (speed / tileSpeed) * (vcpuSpeed(p, 1) / vcpuSpeed(p, burst));
       const times = s.tiles.map((t) => {
-        const compute = ((t.flops * scale) / tileSpeed) * 1000 + stageOverhead;
+        const compute = Math.max(((t.flops * scale) / tileSpeed) * 1000, quotaBoundMs(p, o.vcpu, ((t.flops * scale) / speed) * 1000 * burst)) + stageOverhead;
         const reads = routes.reads.get(`${s.id}:${t.index}`) ?? [];
         const sources = new Set<string>();
         for (const r of reads) for (const part of r.parts) if (!part.self) sources.add(part.source);
@@ -360,7 +389,11 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
         return { compute, io, reads: sources.size };
       });
       times.forEach((t, ti) => { perWorker[routes.ownerOf(s.id, ti)] += t.compute + t.io; });
-      for (const t of s.tiles) coreMs += ((t.flops * scale) / speed) * 1000 * o.vcpu;
+      s.tiles.forEach((t, ti) => {
+        const cpu = ((t.flops * scale) / speed) * 1000 * burst;
+        coreMs += cpu;
+        workerCoreMs[routes.ownerOf(s.id, ti)] += cpu;
+      });
       let stageMs = coScheduled(c)
         ? Math.max(...times.map((t) => t.compute + t.io))
         : makespan(times.map((t) => t.compute + t.io + p.invokeOverheadMs), lanes);
@@ -374,6 +407,8 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
         for (const t of times) unitPolls += t.reads * (1 + Math.log2(1 + (slowest - t.compute) / x.pollMs));
       }
     }
+    // Under a quota a worker that needs more CPU time than one period's quota runs at its vCPU's rate.
+    if (coScheduled(c)) chainMs = Math.max(chainMs, ...workerCoreMs.map((ms) => quotaBoundMs(p, o.vcpu, ms)));
     const setup = (subModelBytes / MB) * p.sessionLoadMsPerMB * (1 - p.sessionHitRate) + p.coldStartProbability * p.coldStartMs;
     let unitMs = chainMs + setup + (coScheduled(c) ? p.invokeOverheadMs : 0);
     polls += unitPolls;
@@ -430,7 +465,8 @@ export function predictMonolithic(plan: Plan, o: { profile: CostProfile; vcpu: n
   const flops = plan.stages.reduce((a, s) => a + (s.kind === 'group' ? s.flops.full : s.flops), 0) * scale;
   const inBytes = plan.input.shape.slice(1).reduce((a, b) => a + b, 1) * 4 * o.batch;
   const outBytes = plan.outputs.reduce((a, t) => a + t.shape.slice(1).reduce((x, y) => x + y, 1) * 4 * o.batch, 0);
-  const compute = (flops / workerSpeed(p, o.vcpu, 1)) * 1000;
+  const burst = burstVcpu(p, o.vcpu);
+  const compute = Math.max((flops / workerSpeed(p, burst, 1)) * 1000, quotaBoundMs(p, o.vcpu, (flops / (vcpuSpeed(p, burst) * 1e9)) * 1000 * burst));
   const setup = (plan.model.bytes / MB) * p.sessionLoadMsPerMB * (1 - p.sessionHitRate) + p.coldStartProbability * p.coldStartMs;
   const io = 2 * p.storeLatencyMs + ((inBytes + outBytes) / MB / p.storeBandwidthMBps) * 1000;
   const durationMs = compute + setup + io;

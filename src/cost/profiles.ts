@@ -26,7 +26,7 @@ const NUMERIC = [
   'storeBandwidthMBps', 'sessionLoadMsPerMB', 'sessionHitRate', 'baseRssMb', 'weightRssFactor', 'activationRssFactor',
   'masterGflops', 'requestOverheadMs', 'maxParallelWorkers', 'pollIntervalMs', 'storeRequestsPerSec',
   'storeBucketBandwidthMBps', 'storeUsdPer10kRequests', 'instanceQuota', 'redisLatencyMs', 'redisClientBandwidthMBps',
-  'redisBandwidthMBps', 'redisUsdPerHour', 'throttleRoundMs', 'stageOverheadMs', 'effectiveCores',
+  'redisBandwidthMBps', 'redisUsdPerHour', 'throttleRoundMs', 'stageOverheadMs', 'effectiveCores', 'cpuQuotaPeriodMs',
 ] as const satisfies readonly (keyof CostProfile)[];
 type NumericKey = (typeof NUMERIC)[number];
 

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildModel } from '../../src/models/index.ts';
-import { contendedLatency, makespan, predictMonolithic, predictPlan, workerSpeed, costProfileSchema, type CostProfile } from '../../src/cost/model.ts';
+import { burstVcpu, contendedLatency, makespan, quotaBoundMs, predictMonolithic, predictPlan, workerSpeed, costProfileSchema, type CostProfile } from '../../src/cost/model.ts';
 import { loadProfile } from '../../src/cost/profiles.ts';
 import { planModelAuto } from '../../src/planner/auto.ts';
 import { planModel } from '../../src/planner/plan.ts';
@@ -131,6 +131,32 @@ describe('cost model', () => {
     const lone = predictPlan(p2, { ...o, profile: cores, concurrency: 1000 });
     assert.ok(predictPlan(p2, { ...o, profile: cores, concurrency: 1000, requests: 16 }).latencyMs >= 16 * lone.bottleneckMs - 1e-9);
     assert.ok(lone.bottleneckMs > 0);
+  });
+
+  it('a CPU-time quota: full speed while a period\'s quota lasts, the vCPU\'s rate beyond', () => {
+    const quota = { ...profile, cpuQuotaPeriodMs: 100 };
+    assert.equal(burstVcpu(profile, 0.5), 0.5);
+    assert.equal(burstVcpu(quota, 0.5), 1);
+    assert.equal(burstVcpu(quota, 1.5), 2);
+    assert.equal(burstVcpu(quota, 2), 2);
+    // 40 ms of CPU fits in one period's 50 ms of quota: no bound; 400 ms runs at half a core.
+    assert.equal(quotaBoundMs(quota, 0.5, 40), 0);
+    assert.equal(quotaBoundMs(quota, 0.5, 400), 800);
+    assert.equal(quotaBoundMs(profile, 0.5, 400), 0);
+    // A small request at 0.5 vCPU is faster under a quota (its stages run at full speed) and a
+    // large one is no faster than at the vCPU's share.
+    const half = { ...o, vcpu: 0.5, concurrency: 4 };
+    assert.ok(predictPlan(p2, { ...half, profile: quota }).latencyMs < predictPlan(p2, half).latencyMs);
+    const big = { ...half, batch: 64 };
+    const shared = predictPlan(p2, big).latencyMs;
+    const quoted = predictPlan(p2, { ...big, profile: quota }).latencyMs;
+    assert.ok(quoted > 0.9 * shared && quoted <= shared * 1.01, `${quoted} vs ${shared}`);
+    const mono = (prof: CostProfile, batch: number) => predictMonolithic(p2, { profile: prof, vcpu: 0.5, memoryMb: 2048, batch }).latencyMs;
+    // ResNet-18 at 224: 90 ms of CPU at 40 GFLOP/s, more than a period's quota; 9 ms at 400.
+    assert.equal(mono(quota, 1), mono(profile, 1));
+    const fast = { ...profile, gflopsPerVcpu: 400 };
+    assert.ok(mono({ ...fast, cpuQuotaPeriodMs: 100 }, 1) < mono(fast, 1));
+    assert.ok(Math.abs(mono(quota, 64) - mono(profile, 64)) / mono(profile, 64) < 0.01);
   });
 
   it('polls are store requests only on a polling store', () => {
