@@ -1,7 +1,7 @@
 // FC entry point: the HTTP handler (FC 3.0 HTTP trigger event in, HTTP result out; FC 2.0's trigger via httpHandler).
 import { loadConfig } from '../src/config.ts';
 import type { FunctionContext } from '../src/invoke/invoker.ts';
-import { fcHttpEventSchema, errorResult, eventHeader, fc2HttpHandler, stringifyWithBody } from '../src/http/fc-event.ts';
+import { fcHttpEventPayload, errorResult, eventHeader, fc2HttpHandler, stringifyWithBody } from '../src/http/fc-event.ts';
 import { route } from '../src/http/routes.ts';
 import { ApiKeys } from '../src/http/access.ts';
 import { Admission } from '../src/http/admission.ts';
@@ -29,7 +29,7 @@ const metrics = new ServeMetrics();
 
 export async function handler(event: Buffer, context: FunctionContext): Promise<string> {
   try {
-    const ev = parseEvent(fcHttpEventSchema, event, 'HTTP');
+    const ev = parseEvent(fcHttpEventPayload, event, 'HTTP');
     const requestId = ev.requestContext.requestId;
     const method = ev.requestContext.http.method.toUpperCase();
     // The client's W3C trace context joins this request to its trace.

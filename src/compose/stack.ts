@@ -9,7 +9,7 @@ import { gatewayMetrics, ServeMetrics } from '../telemetry/metrics.ts';
 import { makeLogger } from '../telemetry/log.ts';
 import { ApiKeys } from '../http/access.ts';
 import { Admission } from '../http/admission.ts';
-import { fcHttpResultSchema, stringifyWithBody } from '../http/fc-event.ts';
+import { encodeFcPayload, parseFcHttpResult } from '../http/fc-event.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { publishServedModels } from '../serve/model-sources.ts';
 import { functionResources, makeExchange, makeStore } from '../serve/deps.ts';
@@ -147,8 +147,8 @@ export async function startLocalStack(config: Config, env: Record<string, string
     metrics: gatewayMetrics(new ServeMetrics({ knownModel: (m) => registry.models.some((x) => x.name === m) })),
     onError: (err, event) => gatewayLog.error({ err, requestId: event.requestContext.requestId, method: event.requestContext.http.method, path: event.rawPath }, 'request failed'),
     invoke: async (event) => {
-      const res = await invoker.invoke(f.handler.name, Buffer.from(stringifyWithBody(event)));
-      return fcHttpResultSchema.parse(JSON.parse(res.payload.toString('utf8')));
+      const res = await invoker.invoke(f.handler.name, encodeFcPayload(event));
+      return parseFcHttpResult(res.payload);
     },
   });
   const plans = new PlanCache(store);
