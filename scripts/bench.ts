@@ -15,7 +15,7 @@ import { standaloneSvg } from '../src/bench/svg.ts';
 const HELP = `npm run bench -- [flags]
 
   --quick                 reduced sweep (< 3 min on 2 cores): batch 1,4; plans 2x2,4x4(,auto);
-                          1 vCPU/2048 MB and 0.5 vCPU/1024 MB; concurrency 2; one multi-tenant run; 3 requests
+                          1 vCPU/2048 MB and 0.5 vCPU/1024 MB; concurrency 2; one multi-tenant run; 5 requests
   --suite LIST            table1,concurrency,multitenant (default: all)
   --batch LIST            batch sizes (default 1,16,64,128)
   --plans LIST            2x2,4x4,auto (default all; auto is skipped until the planner supports it)
