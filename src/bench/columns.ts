@@ -153,7 +153,7 @@ export const COLUMNS: Column[] = [
   { key: 'groups', header: 'groups', doc: 'layer groups in the plan' },
   { key: 'worker_num', header: 'worker_num', doc: 'worker invocations per request (tiles over all groups; the paper\'s worker_num)' },
   { key: 'redundancy', header: 'redundancy', doc: 'halo redundancy of the plan: tile FLOPs / monolithic FLOPs (plan.summary.redundancy)' },
-  { key: 'requests', header: 'requests', doc: 'measured requests (after warm-up)' },
+  { key: 'requests', header: 'requests', doc: 'measured requests (after warm-up): the configuration\'s, or up to 3x that so that a short row measures for about a second' },
   { key: 'ok', header: 'ok', doc: 'successful measured requests' },
   { key: 'failed', header: 'failed', doc: 'failed measured requests' },
   { key: 'max_workertime_ms', header: 'max_workertime(ms)', doc: 'Table 1: the slowest worker invocation of the request (worker handler duration, as billed)' },

@@ -26,7 +26,8 @@ export function fitProfile(base: CostProfile, rows: FitRow[]): FitResult {
   // Least squares of the log ratios: smooth, so a coordinate search converges.
   const score = (q: number[]) => predictWith(q).squares;
   // A stage cannot wait longer than the whole stopped part of a 100 ms duty-cycle period.
-  const bounds: [number, number][] = [[0.1, base.maxParallelWorkers], [0, 150], [0, 100], [0, 50]];
+  // Under a CPU-time quota nothing waits for a window: the duty cycle's wait is not fitted.
+  const bounds: [number, number][] = [[0.1, base.maxParallelWorkers], [0, 150], base.cpuQuotaPeriodMs === undefined ? [0, 100] : [0, 0], [0, 50]];
   const q = [base.effectiveCores ?? base.maxParallelWorkers, base.invokeOverheadMs, 0, base.stageOverheadMs ?? 0];
   for (let sweep = 0; sweep < 16; sweep++) {
     for (let i = 0; i < q.length; i++) {

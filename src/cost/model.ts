@@ -62,9 +62,9 @@ export const costProfileSchema = z.object({
   /** Worker function's instance limit the planner plans for (FC quota). */
   instanceQuota: z.number().int().positive().optional(),
   /**
-   * A worker with a fractional vCPU is stopped for part of every scheduling period (FC's CPU
-   * quota; the local duty cycle): each stage waits, on average, (1 - share) x this for
-   * itself or a neighbour to run again (ms). Unset: 0.
+   * A worker with a fractional vCPU stopped for a fixed part of every period (the local duty
+   * cycle, where the bench cannot make cgroups): each stage waits, on average, (1 - share) x
+   * this for itself or a neighbour to run again (ms). Unset, or with cpuQuotaPeriodMs: 0.
    */
   throttleRoundMs: z.number().nonnegative().optional(),
   /**
@@ -212,6 +212,8 @@ export function quotaBoundMs(p: CostProfile, vcpu: number, coreMs: number): numb
 /** The stage's wait for stopped workers: a period's stopped part, less what a long stage already spans. */
 export const THROTTLE_PERIOD_MS = 100;
 function throttleWaitFor(p: CostProfile, vcpu: number, stageMs: number): number {
+  // A quota never stops an idle worker: there is no window to wait for (quotaBoundMs covers the rest).
+  if (p.cpuQuotaPeriodMs !== undefined) return 0;
   return (1 - cpuShare(vcpu)) * (p.throttleRoundMs ?? 0) * Math.max(0, 1 - stageMs / THROTTLE_PERIOD_MS);
 }
 
@@ -335,6 +337,9 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
   // Core-ms of compute (a worker of v <= 1 vCPU uses v of a core while it runs) and instance-ms.
   let coreMs = 0;
   let instanceMs = 0;
+  // CPU time per request of each worker instance: the pool gives a chain's worker j the j-th
+  // instance it finds idle, the same one request after request.
+  const instanceCoreMs: number[] = [];
   for (const unit of schedule(plan, routes)) {
     if (unit.kind === 'master') {
       const ms = ((unit.stage.flops * scale) / (p.masterGflops * 1e9)) * 1000;
@@ -409,6 +414,7 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
     }
     // Under a quota a worker that needs more CPU time than one period's quota runs at its vCPU's rate.
     if (coScheduled(c)) chainMs = Math.max(chainMs, ...workerCoreMs.map((ms) => quotaBoundMs(p, o.vcpu, ms)));
+    workerCoreMs.forEach((ms, j) => { instanceCoreMs[j] = (instanceCoreMs[j] ?? 0) + ms; });
     const setup = (subModelBytes / MB) * p.sessionLoadMsPerMB * (1 - p.sessionHitRate) + p.coldStartProbability * p.coldStartMs;
     let unitMs = chainMs + setup + (coScheduled(c) ? p.invokeOverheadMs : 0);
     polls += unitPolls;
@@ -436,7 +442,10 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
     store: (storeRequests / 10_000) * (p.storeUsdPer10kRequests ?? 0),
     redis: redis ? (p.redisUsdPerHour ?? 0) / (o.requestsPerHour ?? 3600) : 0,
   };
-  const bottleneckMs = Math.max(coreMs / (p.effectiveCores ?? p.maxParallelWorkers), instanceMs / Math.max(1, Math.floor(o.concurrency)));
+  // Under a quota an instance busy request after request gets its vCPU's share on average,
+  // however short each request's burst: its CPU time per request over its vCPU.
+  const quotaMs = p.cpuQuotaPeriodMs !== undefined && burst > o.vcpu ? Math.max(0, ...instanceCoreMs) / o.vcpu : 0;
+  const bottleneckMs = Math.max(coreMs / (p.effectiveCores ?? p.maxParallelWorkers), instanceMs / Math.max(1, Math.floor(o.concurrency)), quotaMs);
   return {
     latencyMs: contendedLatency(latency, bottleneckMs, o.requests ?? 1), workerPeakMb: workerPeak, invocations: billed.length, storeRequests,
     storeBytes, billed: cost, groups, redisOps, peakStoreRps, throttleMs, bottleneckMs, otherUsd,
