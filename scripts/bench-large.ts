@@ -13,6 +13,7 @@ import { startLocalStack } from '../src/compose/stack.ts';
 import { ensureModel } from '../src/models/index.ts';
 import { planModel, type Grid } from '../src/planner/plan.ts';
 import { planModelAuto } from '../src/planner/auto.ts';
+import { PlanSpecError } from '../src/planner/errors.ts';
 import { RESNET18_CUTS } from '../src/planner/committed.ts';
 import { loadProfile } from '../src/cost/profiles.ts';
 import { randomTensor, compareTensors } from '../src/tensor/random.ts';
@@ -51,7 +52,15 @@ runCli(async () => {
         let plan: Plan;
         const t0 = performance.now();
         if (scheme === 'auto') {
-          plan = planModelAuto(modelBytes, shape, { objective: 'latency', profile, vcpu: 1, workerMemoryMb: memMb, concurrency: workers, maxWorkers: workers, batch: 1 }, 'resnet18').plan;
+          try {
+            plan = planModelAuto(modelBytes, shape, { objective: 'latency', profile, vcpu: 1, workerMemoryMb: memMb, concurrency: workers, maxWorkers: workers, batch: 1 }, 'resnet18').plan;
+          } catch (e) {
+            // No plan within the limits (e.g. 1024 MB workers and 4 instances at 4096): a row that says so.
+            if (!(e instanceof PlanSpecError)) throw e;
+            rows.push({ size, plan: scheme, error: e.message, monolithicMs: Math.round(monoMs), monolithicRssMb: Math.round(ref.maxRssMb) });
+            console.log(`  ${scheme.padEnd(4)} no plan: ${e.message}`);
+            continue;
+          }
         } else {
           const grid: Grid | Grid[] = scheme === '2x2' ? { rows: 2, cols: 2 } : [4, 4, 4, 4, 2, 2].map((n) => ({ rows: n, cols: n }));
           plan = planModel(modelBytes, { inputShape: shape, grid, cuts: RESNET18_CUTS, name: 'resnet18', maxWorkers: workers }).plan;
