@@ -72,26 +72,13 @@ export class CgroupQuotas {
     this.groups.set(pid, g);
   }
 
-  /** Periods in which the group ran out of quota, and the time it was throttled (ms). */
-  throttled(pid: number): { periods: number; ms: number } | undefined {
-    const g = this.groups.get(pid);
-    if (!g) return undefined;
-    try {
-      const stat = readFileSync(join(g, 'cpu.stat'), 'utf8');
-      const num = (k: string) => Number(new RegExp(`^${k} (\\d+)$`, 'm').exec(stat)?.[1] ?? 0);
-      return { periods: num('nr_throttled'), ms: num('throttled_time') / 1e6 };
-    } catch {
-      return undefined;
-    }
-  }
-
   /** Gives `pid` back the machine (it returns to the root group) and removes its group. */
   release(pid: number): void {
     const g = this.groups.get(pid);
     if (!g) return;
     this.groups.delete(pid);
     try { writeFileSync(join(this.dir, '..', 'cgroup.procs'), String(pid)); } catch { /* exited */ }
-    try { rmdirSync(g); } catch { /* still has tasks: removed with the directory below, or by the kernel's release */ }
+    try { rmdirSync(g); } catch { /* a task that was exiting is still listed: the group stays, empty, until close() */ }
   }
 
   /** Releases every instance and removes this process's directory. Idempotent. */

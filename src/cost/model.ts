@@ -150,7 +150,8 @@ export interface Prediction {
   throttleMs: number;
   /**
    * One request's demand on the resources concurrent requests share (ms): its core-time over the
-   * cores, and its worker-instance time over the instances; the larger bounds throughput.
+   * cores, its worker-instance time over the instances, and under a quota an instance's CPU time
+   * over its vCPU; the largest bounds throughput.
    */
   bottleneckMs: number;
   /** USD per request beyond FC compute: store requests, and the Tair instance's share. */
@@ -198,6 +199,11 @@ export function workerSpeed(p: CostProfile, vcpu: number, busy: number): number 
  */
 export function burstVcpu(p: CostProfile, vcpu: number): number {
   return p.cpuQuotaPeriodMs === undefined ? vcpu : Math.max(vcpu, Math.ceil(vcpu - 1e-9));
+}
+
+/** CPU time (core-ms) of `flops` for a worker computing at `burst` vCPU. */
+export function coreMsOf(p: CostProfile, burst: number, flops: number): number {
+  return (flops / (vcpuSpeed(p, burst) * 1e9)) * 1000 * burst;
 }
 
 /**
@@ -261,7 +267,7 @@ export function predictGroup(g: GroupWork, o: PredictOptions): StagePrediction &
   let maxIo = 0;
   let peak = 0;
   for (const t of g.tiles) {
-    const compute = Math.max((t.flops / speed) * 1000, quotaBoundMs(p, o.vcpu, (t.flops / (vcpuSpeed(p, burst) * 1e9)) * 1000 * burst));
+    const compute = Math.max((t.flops / speed) * 1000, quotaBoundMs(p, o.vcpu, coreMsOf(p, burst, t.flops)));
     const io = ioMs(t.readRequests, t.readBytes) + ioMs(t.writeRequests, t.writeBytes);
     const d = compute + overheadMs + io + sessionMs + p.coldStartProbability * p.coldStartMs;
     billedMs.push(d);
@@ -334,7 +340,7 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
   // stopped window; one worker alone just runs slower (its vCPU share is in its speed).
   const throttleWait = (stageMs: number) => throttleWaitFor(p, o.vcpu, stageMs);
   let throttleMs = 0;
-  // Core-ms of compute (a worker of v <= 1 vCPU uses v of a core while it runs) and instance-ms.
+  // CPU time of the request's compute (core-ms) and the worker-instance time it holds.
   let coreMs = 0;
   let instanceMs = 0;
   // CPU time per request of each worker instance: the pool gives a chain's worker j the j-th
@@ -375,7 +381,7 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
       const tileSpeed = workerSpeed(p, burst, busy);
       const stageOverhead = (p.stageOverheadMs ?? 0) * (speed / tileSpeed) * (vcpuSpeed(p, 1) / vcpuSpeed(p, burst));
       const times = s.tiles.map((t) => {
-        const compute = Math.max(((t.flops * scale) / tileSpeed) * 1000, quotaBoundMs(p, o.vcpu, ((t.flops * scale) / speed) * 1000 * burst)) + stageOverhead;
+        const compute = Math.max(((t.flops * scale) / tileSpeed) * 1000, quotaBoundMs(p, o.vcpu, coreMsOf(p, burst, t.flops * scale))) + stageOverhead;
         const reads = routes.reads.get(`${s.id}:${t.index}`) ?? [];
         const sources = new Set<string>();
         for (const r of reads) for (const part of r.parts) if (!part.self) sources.add(part.source);
@@ -395,7 +401,7 @@ export function predictPlan(plan: Plan, o: PredictOptions): Prediction {
       });
       times.forEach((t, ti) => { perWorker[routes.ownerOf(s.id, ti)] += t.compute + t.io; });
       s.tiles.forEach((t, ti) => {
-        const cpu = ((t.flops * scale) / speed) * 1000 * burst;
+        const cpu = coreMsOf(p, burst, t.flops * scale);
         coreMs += cpu;
         workerCoreMs[routes.ownerOf(s.id, ti)] += cpu;
       });
@@ -475,7 +481,7 @@ export function predictMonolithic(plan: Plan, o: { profile: CostProfile; vcpu: n
   const inBytes = plan.input.shape.slice(1).reduce((a, b) => a + b, 1) * 4 * o.batch;
   const outBytes = plan.outputs.reduce((a, t) => a + t.shape.slice(1).reduce((x, y) => x + y, 1) * 4 * o.batch, 0);
   const burst = burstVcpu(p, o.vcpu);
-  const compute = Math.max((flops / workerSpeed(p, burst, 1)) * 1000, quotaBoundMs(p, o.vcpu, (flops / (vcpuSpeed(p, burst) * 1e9)) * 1000 * burst));
+  const compute = Math.max((flops / workerSpeed(p, burst, 1)) * 1000, quotaBoundMs(p, o.vcpu, coreMsOf(p, burst, flops)));
   const setup = (plan.model.bytes / MB) * p.sessionLoadMsPerMB * (1 - p.sessionHitRate) + p.coldStartProbability * p.coldStartMs;
   const io = 2 * p.storeLatencyMs + ((inBytes + outBytes) / MB / p.storeBandwidthMBps) * 1000;
   const durationMs = compute + setup + io;
