@@ -15,7 +15,7 @@
  * cores run slower than FC instances would; new instances are pinned when `track` next sees them.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -78,12 +78,15 @@ export class CgroupQuotas {
     if (!g) return;
     this.groups.delete(pid);
     try { writeFileSync(join(this.dir, '..', 'cgroup.procs'), String(pid)); } catch { /* exited */ }
-    try { rmdirSync(g); } catch { /* a task that was exiting is still listed: the group stays, empty, until close() */ }
+    try { rmdirSync(g); } catch { /* a task that was exiting is still listed: close() removes the group */ }
   }
 
   /** Releases every instance and removes this process's directory. Idempotent. */
   close(): void {
     for (const pid of [...this.groups.keys()]) this.release(pid);
+    let left: string[] = [];
+    try { left = readdirSync(this.dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name); } catch { /* gone */ }
+    for (const name of left) try { rmdirSync(join(this.dir, name)); } catch { /* still has a task */ }
     try { rmdirSync(this.dir); } catch { /* gone */ }
   }
 }
