@@ -1,6 +1,5 @@
 // npm run bench: the measurement sweep (the paper's Table 1 and figures 3-7, latency, throughput,
 // cost, monolithic baseline, cost-model predictions, concurrency, multi-tenancy). See docs/bench.md.
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -8,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { runCli, UsageError } from '../src/cli/common.ts';
 import { buildSweep, sweepFromFlags, SweepError } from '../src/bench/sweep.ts';
 import { runBench } from '../src/bench/runner.ts';
-import { formatTable, timestampDir, writeOutputs } from '../src/bench/output.ts';
+import { captureInstanceLogs, formatTable, timestampDir, writeOutputs } from '../src/bench/output.ts';
 import { createProgress } from '../src/bench/progress.ts';
 import { standaloneSvg } from '../src/bench/svg.ts';
 
@@ -120,36 +119,6 @@ runCli(async () => {
   console.log(`\n${res.rows.length} rows in ${((performance.now() - t0) / 1000).toFixed(0)} s\n${files.csv}\n${files.json}\n${files.html}`);
   return res.rows.some((r) => r.status === 'ok' || r.status === 'partial') ? 0 : 1;
 });
-
-/**
- * Function instances' output (the process pool forwards it to stderr as `[<instance id>] line`,
- * e.g. a handler logging a 502 after a worker was killed over its memory limit) goes to a file,
- * so that the progress bar stays readable. Returns a function that restores stderr and says how
- * many lines were captured.
- */
-function captureInstanceLogs(file: string): () => Promise<number> {
-  const out = createWriteStream(file);
-  const write = process.stderr.write.bind(process.stderr);
-  const INSTANCE_LINE = /^\[[A-Za-z_][\w-]*-\d+-[0-9a-f]{8}\] /;
-  let lines = 0;
-  process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    if (INSTANCE_LINE.test(text)) {
-      lines += text.split('\n').filter(Boolean).length;
-      out.write(text);
-      const cb = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
-      cb?.();
-      return true;
-    }
-    return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
-  }) as typeof process.stderr.write;
-  return async () => {
-    process.stderr.write = write;
-    await new Promise<void>((r) => out.end(r));
-    if (!lines) await rm(file, { force: true });
-    return lines;
-  };
-}
 
 /** Each chart of the report as a PNG (sharp renders SVG with librsvg): for looking at charts without a browser. */
 async function renderPngs(htmlFile: string, dir: string): Promise<void> {

@@ -1,5 +1,6 @@
 /** Writers: bench-out/<timestamp>/results.csv, results.json, report.html, and the printed table. */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { COLUMNS, type BenchRow } from './columns.ts';
 import { toCsv } from './csv.ts';
@@ -60,4 +61,34 @@ export function formatTable(rows: readonly BenchRow[]): string {
   const widths = PRINTED.map((c, i) => Math.max(c.header.length, ...cells.map((r) => r[i].length)));
   const line = (xs: string[]) => xs.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
   return [line(PRINTED.map((c) => c.header)), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
+}
+
+/**
+ * Function instances' output (the process pool forwards it to stderr as `[<instance id>] line`,
+ * e.g. a handler logging a 502 after a worker was killed over its memory limit) goes to a file,
+ * so that the bench's progress bar and the calibration's own lines stay readable. Returns a function that restores stderr and says how
+ * many lines were captured.
+ */
+export function captureInstanceLogs(file: string): () => Promise<number> {
+  const out = createWriteStream(file);
+  const write = process.stderr.write.bind(process.stderr);
+  const INSTANCE_LINE = /^\[[A-Za-z_][\w-]*-\d+-[0-9a-f]{8}\] /;
+  let lines = 0;
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    if (INSTANCE_LINE.test(text)) {
+      lines += text.split('\n').filter(Boolean).length;
+      out.write(text);
+      const cb = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
+      cb?.();
+      return true;
+    }
+    return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
+  }) as typeof process.stderr.write;
+  return async () => {
+    process.stderr.write = write;
+    await new Promise<void>((r) => out.end(r));
+    if (!lines) await rm(file, { force: true });
+    return lines;
+  };
 }
